@@ -1,0 +1,390 @@
+"""Exact normalization on 1-D and 2-D grids: the ground truth of the book.
+
+Definitions used everywhere in the book:
+
+* **Box and cells.** A grid covers the box [low₁, high₁] × … (d = 1 or 2) with n cells per
+  dimension, of widths hₐ = (highₐ − lowₐ)/nₐ; the points are the cell centres.
+* **Density on the box.** An energy defines the density p(x) = exp(−E(x)/T) / Z on the box and
+  zero outside it, with Z = ∫_box exp(−E/T) dx computed by the midpoint rule,
+  log Z ≈ logsumexp(−E(centres)/T) + log(h₁⋯h_d). For an energy whose mass lies well inside
+  the box (all analytic energies here on the book's boxes) this is the ordinary Boltzmann
+  density; for a learned energy that is not integrable on the whole plane, the box is part of
+  the model's definition.
+* **Bin masses.** Pᵢ = ∫_cellᵢ p dx, by the midpoint rule on ``refine``ᵈ sub-cells per cell.
+* **KL of samples.** ``kl_from_samples`` compares the histogram q̂ of n samples over the cells
+  with the exact masses: KL(q̂ ‖ P) = Σᵢ q̂ᵢ log(q̂ᵢ/Pᵢ). It is in nats, and it is +inf when any
+  sample falls outside the box (the model gives the outside zero mass): choose a box that
+  holds both the target's mass and the sampler's reach.
+* **Floor.** Even exact samples give KL(q̂ ‖ P) > 0 (about (occupied cells − 1)/(2n)).
+  ``kl_floor`` measures the same statistic for n exact samples; quote it beside every KL.
+
+See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import Tensor
+
+from .device import accurate_dtype, check_generator
+from .energies import Energy, _check_temperature, evaluate
+
+__all__ = [
+    "Grid",
+    "make_grid",
+    "energy_on_grid",
+    "log_partition",
+    "log_density",
+    "density",
+    "bin_masses",
+    "histogram",
+    "kl_from_counts",
+    "kl_from_samples",
+    "kl_floor",
+    "sample_exact",
+    "nll",
+    "entropy",
+]
+
+DEFAULT_CHUNK = 65536
+
+
+class Grid(NamedTuple):
+    """A regular grid of cell centres on a box in 1-D or 2-D; make it with :func:`make_grid`.
+
+    Attributes:
+        low: lower corner of the box, one float per dimension.
+        high: upper corner of the box.
+        axes: cell centres along each dimension, each of shape (nₐ,).
+        points: all centres, shape (m, d) with m = n₁⋯n_d, in 'ij' (row-major) order.
+    """
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    axes: tuple[Tensor, ...]
+    points: Tensor
+
+    @property
+    def dim(self) -> int:
+        return len(self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(a.shape[0] for a in self.axes)
+
+    @property
+    def widths(self) -> tuple[float, ...]:
+        return tuple((h - l) / n for l, h, n in zip(self.low, self.high, self.shape))
+
+    @property
+    def cell_volume(self) -> float:
+        return math.prod(self.widths)
+
+
+def _as_tuple(v, dim: int, name: str) -> tuple:
+    if isinstance(v, (int, float)):
+        return (v,) * dim
+    v = tuple(v)
+    if len(v) != dim:
+        raise ValueError(f"{name} has {len(v)} entries but dim={dim}")
+    return v
+
+
+def make_grid(low: float | Sequence[float], high: float | Sequence[float], n: int | Sequence[int], *,
+              dim: int | None = None, device: torch.device | str = "cpu",
+              dtype: torch.dtype = torch.float32) -> Grid:
+    """A grid of n cells per dimension on the box [low, high]ᵈ, d = 1 or 2.
+
+    Args:
+        low, high: box corners: floats (the same for every dimension) or one per dimension.
+        n: cells per dimension (an int, or one per dimension), each ≥ 2.
+        dim: 1 or 2; may be left out when ``low`` or ``high`` is a sequence.
+        device, dtype: where the centres live.
+
+    Returns:
+        A :class:`Grid`.
+
+    See chapter: "Boltzmann distributions and the partition function".
+    """
+    if dim is None:
+        seqs = [v for v in (low, high, n) if not isinstance(v, (int, float))]
+        if not seqs:
+            raise ValueError("give dim=1 or dim=2 (or low/high as one value per dimension)")
+        dim = len(seqs[0])
+    if dim not in (1, 2):
+        raise ValueError(
+            f"grids are for d = 1 or 2, got dim={dim}: a grid needs n^d points, which is out of "
+            "reach beyond d = 3; estimate log Z by sampling instead (importance sampling, AIS)"
+        )
+    low_t, high_t, n_t = _as_tuple(low, dim, "low"), _as_tuple(high, dim, "high"), _as_tuple(n, dim, "n")
+    for k in n_t:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+            raise ValueError(f"n must be an int ≥ 2 per dimension, got {n!r}")
+    for l, h in zip(low_t, high_t):
+        if not (math.isfinite(l) and math.isfinite(h) and l < h):
+            raise ValueError(f"need finite low < high, got low={low!r}, high={high!r}")
+    axes = tuple(
+        l + (h - l) / k * (torch.arange(k, device=device, dtype=torch.float64) + 0.5)
+        for l, h, k in zip(low_t, high_t, n_t)
+    )
+    axes = tuple(a.to(dtype) for a in axes)
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    points = torch.stack([m.reshape(-1) for m in mesh], dim=1)           # (m, d)
+    return Grid(tuple(float(v) for v in low_t), tuple(float(v) for v in high_t), axes, points)
+
+
+def _check_chunk(chunk_size: int) -> None:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+
+
+def energy_on_grid(energy: Energy, grid: Grid, *, chunk_size: int = DEFAULT_CHUNK) -> Tensor:
+    """E at every cell centre, evaluated in chunks; differentiable in the energy's parameters.
+
+    Returns:
+        Energies, shape (m,) with m = n₁⋯n_d.
+
+    Raises:
+        ValueError: the energy has the wrong output shape or a non-finite value on the grid.
+    """
+    _check_chunk(chunk_size)
+    chunks = [evaluate(energy, pts) for pts in grid.points.split(chunk_size)]
+    return torch.cat(chunks)                                              # (m,)
+
+
+def _log_weights(energy, grid, temperature, chunk_size):
+    _check_temperature(temperature)
+    e = energy_on_grid(energy, grid, chunk_size=chunk_size)
+    return -e.to(accurate_dtype(e.device)) / temperature                 # (m,) log unnormalized p
+
+
+def log_partition(energy: Energy, grid: Grid, *, temperature: float = 1.0,
+                  chunk_size: int = DEFAULT_CHUNK) -> Tensor:
+    """log Z(T) = log ∫_box exp(−E(x)/T) dx by the midpoint rule on the grid's cells.
+
+    Differentiable: for a learned energy, ``log_partition(net, grid).backward()`` gives ∇θ log Z.
+    Accumulated in float64 (float32 on mps).
+
+    Args:
+        energy: callable, (m, d) -> (m,).
+        grid: from :func:`make_grid`.
+        temperature: T > 0.
+        chunk_size: points per forward pass, to bound memory.
+
+    Returns:
+        A 0-dim tensor.
+
+    See chapter: "Boltzmann distributions and the partition function".
+    """
+    log_w = _log_weights(energy, grid, temperature, chunk_size)
+    return torch.logsumexp(log_w, dim=0) + math.log(grid.cell_volume)
+
+
+def log_density(energy: Energy, grid: Grid, *, temperature: float = 1.0,
+                chunk_size: int = DEFAULT_CHUNK) -> Tensor:
+    """log p(x) = −E(x)/T − log Z at the cell centres, shape ``grid.shape`` (no gradient)."""
+    with torch.no_grad():
+        log_w = _log_weights(energy, grid, temperature, chunk_size)
+        log_z = torch.logsumexp(log_w, dim=0) + math.log(grid.cell_volume)
+    return (log_w - log_z).reshape(grid.shape)
+
+
+def density(energy: Energy, grid: Grid, *, temperature: float = 1.0, chunk_size: int = DEFAULT_CHUNK) -> Tensor:
+    """The normalized density p(x) at the cell centres, shape ``grid.shape``; Σ p · cell volume = 1.
+
+    See chapter: "Boltzmann distributions and the partition function".
+    """
+    return log_density(energy, grid, temperature=temperature, chunk_size=chunk_size).exp()
+
+
+def _check_refine(refine: int) -> None:
+    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 1:
+        raise ValueError(f"refine must be a positive int, got {refine!r}")
+
+
+def bin_masses(energy: Energy, grid: Grid, *, temperature: float = 1.0, refine: int = 4,
+               chunk_size: int = DEFAULT_CHUNK) -> Tensor:
+    """Exact probability of each cell, Pᵢ = ∫_cellᵢ p dx, shape ``grid.shape``, summing to 1.
+
+    Each cell is split into ``refine``ᵈ sub-cells for the midpoint rule, so a coarse grid of
+    bins (for histograms) still gets accurate masses.
+    """
+    _check_refine(refine)
+    fine = make_grid(grid.low, grid.high, tuple(k * refine for k in grid.shape),
+                     device=grid.points.device, dtype=grid.points.dtype)
+    p = density(energy, fine, temperature=temperature, chunk_size=chunk_size) * fine.cell_volume
+    if grid.dim == 1:
+        masses = p.reshape(grid.shape[0], refine).sum(1)
+    else:
+        masses = p.reshape(grid.shape[0], refine, grid.shape[1], refine).sum((1, 3))
+    return masses / masses.sum()
+
+
+def _cell_index(samples: Tensor, grid: Grid) -> tuple[Tensor, Tensor]:
+    """Flat cell index of each sample and a mask of the samples inside the box."""
+    if not isinstance(samples, Tensor) or samples.dim() != 2 or samples.shape[1] != grid.dim:
+        got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
+        raise ValueError(f"samples must have shape (n, {grid.dim}) for this grid, got {got}")
+    low = torch.tensor(grid.low, dtype=torch.float64, device=samples.device)
+    width = torch.tensor(grid.widths, dtype=torch.float64, device=samples.device)
+    shape = torch.tensor(grid.shape, device=samples.device)
+    ij = torch.floor((samples.detach().to(torch.float64) - low) / width).long()   # (n, d)
+    inside = ((ij >= 0) & (ij < shape)).all(dim=1) & torch.isfinite(samples).all(dim=1)
+    ij = ij[inside]
+    flat = ij[:, 0] if grid.dim == 1 else ij[:, 0] * grid.shape[1] + ij[:, 1]
+    return flat, inside
+
+
+def histogram(samples: Tensor, grid: Grid) -> tuple[Tensor, int]:
+    """Counts of samples per cell, shape ``grid.shape``, and the number outside the box.
+
+    Args:
+        samples: shape (n, d).
+        grid: the bins.
+
+    Returns:
+        (counts, n_outside); non-finite samples count as outside.
+    """
+    flat, inside = _cell_index(samples, grid)
+    counts = torch.bincount(flat, minlength=math.prod(grid.shape)).reshape(grid.shape)
+    return counts, int((~inside).sum())
+
+
+def kl_from_counts(counts: Tensor, masses: Tensor, n_outside: int = 0) -> Tensor:
+    """KL(q̂ ‖ P) = Σᵢ q̂ᵢ log(q̂ᵢ/Pᵢ) in nats, with q̂ = counts / n; +inf if any sample is outside.
+
+    Args:
+        counts: samples per cell (any shape).
+        masses: exact cell probabilities, same shape, summing to 1.
+        n_outside: samples outside the box (given zero mass by the model).
+    """
+    if counts.shape != masses.shape:
+        raise ValueError(f"counts {tuple(counts.shape)} and masses {tuple(masses.shape)} differ in shape")
+    q = counts.to(torch.float64)
+    n = q.sum() + n_outside
+    if n == 0:
+        raise ValueError("no samples to compare")
+    if n_outside > 0:
+        return torch.tensor(math.inf, dtype=torch.float64)
+    q, p = q.reshape(-1) / n, masses.reshape(-1).to(torch.float64)
+    used = q > 0
+    return (q[used] * (q[used].log() - p[used].log())).sum()
+
+
+def kl_from_samples(samples: Tensor, energy: Energy, grid: Grid, *, temperature: float = 1.0,
+                    refine: int = 4) -> Tensor:
+    """KL(histogram of samples ‖ exact cell masses of exp(−E/T)) in nats; see the module's definitions.
+
+    Quote :func:`kl_floor` for the same number of samples beside it.
+
+    Args:
+        samples: shape (n, d).
+        energy: the target energy.
+        grid: the bins (a coarse grid: 30–60 cells per dimension keeps the floor small).
+        temperature: T > 0.
+        refine: sub-cells per cell and dimension for the exact masses.
+
+    Returns:
+        A 0-dim float64 tensor, +inf if a sample lies outside the box.
+
+    See chapter: "Sampling from an energy".
+    """
+    masses = bin_masses(energy, grid, temperature=temperature, refine=refine)
+    counts, n_outside = histogram(samples, grid)
+    return kl_from_counts(counts, masses, n_outside)
+
+
+def kl_floor(energy: Energy, grid: Grid, n_samples: int, *, generator: torch.Generator,
+             temperature: float = 1.0, refine: int = 4, n_repeats: int = 10) -> Tensor:
+    """The KL that ``n_samples`` exact samples reach: mean over ``n_repeats`` draws of the counts.
+
+    A sampler whose :func:`kl_from_samples` is at this floor is indistinguishable from exact
+    sampling at this resolution and sample size.
+
+    Returns:
+        A 0-dim float64 tensor.
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    if n_repeats < 1:
+        raise ValueError(f"n_repeats must be ≥ 1, got {n_repeats}")
+    masses = bin_masses(energy, grid, temperature=temperature, refine=refine)
+    check_generator(generator, masses.device)
+    flat = masses.reshape(-1).to(torch.float64)
+    kls = []
+    for _ in range(n_repeats):
+        idx = torch.multinomial(flat, n_samples, replacement=True, generator=generator)
+        counts = torch.bincount(idx, minlength=flat.numel()).reshape(masses.shape)
+        kls.append(kl_from_counts(counts, masses))
+    return torch.stack(kls).mean()
+
+
+def sample_exact(energy: Energy, grid: Grid, n: int, *, generator: torch.Generator,
+                 temperature: float = 1.0) -> Tensor:
+    """n samples of the grid density: a cell drawn by its mass, then a uniform point inside it.
+
+    Exact for the piecewise-constant density on the cells, so use a fine grid.
+
+    Returns:
+        Samples, shape (n, d), on the grid's device and dtype.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    pts = grid.points
+    check_generator(generator, pts.device)
+    masses = (density(energy, grid, temperature=temperature).reshape(-1) * grid.cell_volume).to(torch.float64)
+    idx = torch.multinomial(masses, n, replacement=True, generator=generator)
+    width = torch.tensor(grid.widths, dtype=pts.dtype, device=pts.device)
+    jitter = torch.rand((n, grid.dim), generator=generator, device=pts.device, dtype=pts.dtype) - 0.5
+    return pts[idx] + jitter * width                                     # (n, d)
+
+
+def nll(energy: Energy, x: Tensor, grid: Grid, *, temperature: float = 1.0,
+        chunk_size: int = DEFAULT_CHUNK) -> Tensor:
+    """Exact mean negative log-likelihood of data under the density on the grid's box, in nats:
+
+        NLL = mean_x [E(x)/T] + log Z(T)
+
+    Differentiable in the energy's parameters. Its minimum over models is the data entropy,
+    so NLL − H is KL(p_data ‖ p_model).
+
+    Args:
+        energy: callable, (n, d) -> (n,).
+        x: data, shape (n, d), all inside the box.
+        grid: defines the box and the quadrature.
+        temperature: T > 0.
+
+    Returns:
+        A 0-dim tensor.
+
+    Raises:
+        ValueError: some points lie outside the box (their density is zero there).
+
+    See chapter: "Boltzmann distributions and the partition function".
+    """
+    _, inside = _cell_index(x, grid)
+    if not inside.all():
+        k = int((~inside).sum())
+        raise ValueError(
+            f"{k} of {x.shape[0]} points lie outside the grid box {grid.low}–{grid.high}, where the "
+            "model's density is zero; enlarge the box"
+        )
+    _check_chunk(chunk_size)
+    e = torch.cat([evaluate(energy, c) for c in x.split(chunk_size)])
+    log_z = log_partition(energy, grid, temperature=temperature, chunk_size=chunk_size)
+    return e.to(log_z.dtype).mean() / temperature + log_z
+
+
+def entropy(energy: Energy, grid: Grid, *, temperature: float = 1.0, chunk_size: int = DEFAULT_CHUNK) -> Tensor:
+    """Differential entropy H = −∫ p log p of the density on the box, in nats (midpoint rule).
+
+    For a normalized toy energy this is the entropy of its data, the floor of any model's NLL.
+
+    Returns:
+        A 0-dim float64 tensor.
+    """
+    log_p = log_density(energy, grid, temperature=temperature, chunk_size=chunk_size)
+    return -(log_p.exp() * log_p).sum() * grid.cell_volume

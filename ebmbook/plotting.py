@@ -1,0 +1,173 @@
+"""Figures: Axes-in / Axes-out helpers, one book style, and sliders that work without a kernel.
+
+Helpers draw on the Axes they are given (or the current one) and return it; they never set
+titles (captions say what a figure shows), never call ``plt.show()`` and never change global
+state, except :func:`use_book_style`, which a chapter's setup cell calls once.
+
+See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import ipywidgets as widgets
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import torch
+from torch import Tensor
+
+from . import grid as grid_mod
+from .energies import Energy
+
+__all__ = [
+    "PALETTE",
+    "use_book_style",
+    "plot_energy_1d",
+    "plot_density_1d",
+    "plot_energy_2d",
+    "plot_density_2d",
+    "plot_samples",
+    "figure_to_png",
+    "frame_slider",
+]
+
+# Okabe & Ito's palette, distinguishable with the common colour-vision deficiencies
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+
+
+def use_book_style() -> None:
+    """Set the book's matplotlib style: colour-blind-safe cycle, small figures, sequential viridis."""
+    mpl.rcParams.update({
+        "axes.prop_cycle": mpl.cycler(color=PALETTE),
+        "image.cmap": "viridis",
+        "figure.figsize": (5.6, 3.6),
+        "figure.dpi": 100,
+        "figure.constrained_layout.use": True,
+        "font.size": 10,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "legend.frameon": False,
+    })
+
+
+def _values_on(energy: Energy, grid: grid_mod.Grid) -> Tensor:
+    with torch.no_grad():
+        return grid_mod.energy_on_grid(energy, grid).reshape(grid.shape).cpu()
+
+
+def _grid_for(grid, lim, n, dim, dtype=torch.float32, device="cpu"):
+    if grid is not None:
+        return grid
+    return grid_mod.make_grid(-lim, lim, n, dim=dim, device=device, dtype=dtype)
+
+
+def plot_energy_1d(energy: Energy, *, low: float = -3.0, high: float = 3.0, n: int = 400,
+                   ax: plt.Axes | None = None, **plot_kw) -> plt.Axes:
+    """E(x) on [low, high] as a curve; returns the Axes."""
+    ax = ax or plt.gca()
+    g = grid_mod.make_grid(low, high, n, dim=1)
+    ax.plot(g.axes[0].numpy(), _values_on(energy, g).numpy(), **plot_kw)
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("$E(x)$")
+    return ax
+
+
+def plot_density_1d(energy: Energy, *, low: float = -3.0, high: float = 3.0, n: int = 400,
+                    temperature: float = 1.0, ax: plt.Axes | None = None, **plot_kw) -> plt.Axes:
+    """The normalized density exp(−E/T)/Z on [low, high] as a curve; returns the Axes."""
+    ax = ax or plt.gca()
+    g = grid_mod.make_grid(low, high, n, dim=1)
+    p = grid_mod.density(energy, g, temperature=temperature).cpu()
+    ax.plot(g.axes[0].numpy(), p.numpy(), **plot_kw)
+    ax.set_xlabel("$x$")
+    ax.set_ylabel("$p(x)$")
+    return ax
+
+
+def plot_energy_2d(energy: Energy, *, grid: grid_mod.Grid | None = None, lim: float = 5.0, n: int = 200,
+                   levels: int = 20, clip_quantile: float | None = 0.9, ax: plt.Axes | None = None,
+                   **contour_kw) -> plt.Axes:
+    """Filled contours of E on a 2-D grid (by default [−lim, lim]²); returns the Axes.
+
+    Args:
+        clip_quantile: energies above this quantile share the top colour, so that a few
+            huge values far out do not wash out the interesting region; None shows all.
+    """
+    ax = ax or plt.gca()
+    g = _grid_for(grid, lim, n, 2)
+    e = _values_on(energy, g)
+    if clip_quantile is not None:
+        e = e.clamp(max=torch.quantile(e.reshape(-1).double(), clip_quantile).item())
+    xx, yy = (a.cpu().numpy() for a in g.axes)
+    contour_kw.setdefault("cmap", "viridis")
+    ax.contourf(xx, yy, e.T.numpy(), levels=levels, **contour_kw)
+    ax.set_aspect("equal")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    return ax
+
+
+def plot_density_2d(energy: Energy, *, grid: grid_mod.Grid | None = None, lim: float = 5.0, n: int = 200,
+                    temperature: float = 1.0, ax: plt.Axes | None = None, **imshow_kw) -> plt.Axes:
+    """The normalized density exp(−E/T)/Z on a 2-D grid as an image; returns the Axes."""
+    ax = ax or plt.gca()
+    g = _grid_for(grid, lim, n, 2)
+    p = grid_mod.density(energy, g, temperature=temperature).cpu()
+    imshow_kw.setdefault("cmap", "viridis")
+    ax.imshow(p.T.numpy(), origin="lower", extent=(g.low[0], g.high[0], g.low[1], g.high[1]),
+              aspect="equal", **imshow_kw)
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    return ax
+
+
+def plot_samples(x: Tensor, *, ax: plt.Axes | None = None, **scatter_kw) -> plt.Axes:
+    """Scatter plot of 2-D points, shape (n, 2); returns the Axes."""
+    if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != 2:
+        raise ValueError(f"plot_samples expects a tensor of shape (n, 2), got {getattr(x, 'shape', type(x))}")
+    ax = ax or plt.gca()
+    scatter_kw.setdefault("s", 2)
+    scatter_kw.setdefault("alpha", 0.5)
+    scatter_kw.setdefault("linewidths", 0)
+    pts = x.detach().cpu().numpy()
+    ax.scatter(pts[:, 0], pts[:, 1], **scatter_kw)
+    ax.set_aspect("equal")
+    return ax
+
+
+def figure_to_png(fig: plt.Figure, *, dpi: int = 80) -> bytes:
+    """Render a figure to PNG bytes and close it (it is not shown)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def frame_slider(frames: Sequence[bytes], values: Sequence, *, description: str = "",
+                 alt: str = "") -> widgets.VBox:
+    """A slider over precomputed PNG frames that redraws in the browser, with or without a kernel.
+
+    The slider's index is linked to a ``Stack`` of images by ``jslink``, which runs in the
+    page's JavaScript, so the static website can switch frames after the kernel is gone.
+
+    Args:
+        frames: PNG bytes, one per slider position (see :func:`figure_to_png`).
+        values: the slider's labels, one per frame.
+        description: the slider's label.
+        alt: a text description of the frames, shown as their tooltip.
+
+    Returns:
+        The widget (display it as a cell's last expression).
+    """
+    if len(frames) != len(values) or not frames:
+        raise ValueError(f"need one value per frame, got {len(frames)} frames and {len(values)} values")
+    images = [widgets.Image(value=png, format="png", tooltip=alt or None, layout=widgets.Layout(width="auto"))
+              for png in frames]
+    stack = widgets.Stack(images, selected_index=0)
+    slider = widgets.SelectionSlider(options=[str(v) for v in values], value=str(values[0]),
+                                     description=description, continuous_update=True,
+                                     style={"description_width": "initial"})
+    widgets.jslink((slider, "index"), (stack, "selected_index"))
+    return widgets.VBox([slider, stack])

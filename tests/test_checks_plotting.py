@@ -1,0 +1,97 @@
+"""Homework checkers catch the typical mistakes with the right hint; plot helpers return their Axes."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import ebmbook as eb  # noqa: E402
+
+
+def good_probs(energies, temperature):
+    log_w = -energies / temperature
+    return torch.exp(log_w - torch.logsumexp(log_w, dim=-1))
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (lambda e, t: torch.exp(-e / t) / torch.exp(-e / t).sum(), "overflowed"),
+    (lambda e, t: torch.softmax(e / t, -1), "sign is flipped"),
+    (lambda e, t: torch.softmax(-e, -1), "temperature is ignored"),
+    (lambda e, t: torch.softmax(-e * t, -1), "not multiply"),
+    (lambda e, t: torch.exp(-(e - e.min()) / t), "sum to 1"),
+])
+def test_boltzmann_checker_names_the_mistake(fn, hint):
+    result = eb.checks.check_boltzmann_probs(fn)
+    assert not result and hint in repr(result), repr(result)
+
+
+def test_boltzmann_checker_passes_a_correct_solution():
+    result = eb.checks.check_boltzmann_probs(good_probs)
+    assert result and repr(result).startswith("✓")
+
+
+def test_checker_reports_in_place_changes_and_exceptions():
+    def in_place(energies, temperature):
+        energies -= energies.min()
+        return good_probs(energies, temperature)
+
+    assert "in place" in repr(eb.checks.check_boltzmann_probs(in_place))
+    assert "raised ZeroDivisionError" in repr(eb.checks.check_boltzmann_probs(lambda e, t: 1 / 0))
+
+
+def good_log_z(energy, low, high, n):
+    h = (high - low) / n
+    x = low + h * (torch.arange(n, dtype=torch.float64) + 0.5)
+    return torch.logsumexp(-energy(x[:, None]), 0) + math.log(h)
+
+
+def test_log_partition_checker():
+    assert eb.checks.check_log_partition_1d(good_log_z)
+
+    def no_width(energy, low, high, n):
+        return good_log_z(energy, low, high, n) - math.log((high - low) / n)
+
+    def naive(energy, low, high, n):
+        h = (high - low) / n
+        x = low + h * (torch.arange(n, dtype=torch.float64) + 0.5)
+        return torch.log(torch.exp(-energy(x[:, None])).sum() * h)
+
+    assert "cell width" in repr(eb.checks.check_log_partition_1d(no_width))
+    assert "logsumexp" in repr(eb.checks.check_log_partition_1d(naive))
+
+
+def test_compare_uses_its_tolerance():
+    cases = [("one", dict(x=torch.tensor([1.0])))]
+    near = lambda x: x + 1e-3
+    assert not eb.checks.compare(near, lambda x: x, cases, name="f", atol=1e-5, rtol=0)
+    assert eb.checks.compare(near, lambda x: x, cases, name="f", atol=1e-2, rtol=0)
+
+
+def test_plot_helpers_return_their_axes():
+    fig, axes = plt.subplots(1, 5)
+    assert eb.plotting.plot_energy_1d(lambda x: x[:, 0] ** 2, ax=axes[0]) is axes[0]
+    assert eb.plotting.plot_density_1d(lambda x: x[:, 0] ** 2, ax=axes[1]) is axes[1]
+    assert eb.plotting.plot_energy_2d(eb.energies.rings, n=32, ax=axes[2]) is axes[2]
+    assert eb.plotting.plot_density_2d(eb.energies.rings, n=32, ax=axes[3]) is axes[3]
+    x = eb.data.rings(100, generator=eb.make_generator(0))
+    assert eb.plotting.plot_samples(x, ax=axes[4]) is axes[4]
+    assert all(ax.get_title() == "" for ax in axes)
+    plt.close(fig)
+
+
+def test_frame_slider_links_slider_and_frames():
+    frames = []
+    for k in range(3):
+        fig, ax = plt.subplots()
+        ax.plot([0, k])
+        frames.append(eb.plotting.figure_to_png(fig))
+    box = eb.plotting.frame_slider(frames, [0.5, 1, 2], description="T")
+    slider, stack = box.children
+    assert len(stack.children) == 3 and slider.options == ("0.5", "1", "2")
+    assert all(f.startswith(b"\x89PNG") for f in frames)
+    with pytest.raises(ValueError, match="one value per frame"):
+        eb.plotting.frame_slider(frames, [1, 2])

@@ -1,0 +1,121 @@
+"""Energies: analytic gradients against autograd, normalization, and the contract."""
+
+import math
+
+import pytest
+import torch
+
+import ebmbook as eb
+
+TOYS = ["eight_gaussians", "two_moons", "rings", "checkerboard", "banana"]
+
+
+def test_gaussian_gradient_is_precision_times_offset(gen):
+    mean = torch.tensor([0.5, -1.0, 2.0])
+    a = torch.randn(3, 3, generator=gen)
+    precision = a @ a.T + torch.eye(3)
+    x = torch.randn(50, 3, generator=gen)
+    e, g = eb.energies.value_and_grad(lambda z: eb.energies.gaussian(z, mean, precision=precision), x)
+    torch.testing.assert_close(g, (x - mean) @ precision)
+    torch.testing.assert_close(e, 0.5 * (((x - mean) @ precision) * (x - mean)).sum(1))
+
+
+def test_gaussian_covariance_and_precision_agree(gen):
+    cov = torch.tensor([[2.0, 0.3], [0.3, 0.5]], dtype=torch.float64)
+    x = torch.randn(20, 2, generator=gen, dtype=torch.float64)
+    a = eb.energies.gaussian(x, torch.zeros(2), covariance=cov)
+    b = eb.energies.gaussian(x, torch.zeros(2), precision=torch.linalg.inv(cov))
+    torch.testing.assert_close(a, b)
+
+
+def test_double_well_gradient_closed_form(gen):
+    x = torch.randn(40, 2, generator=gen, dtype=torch.float64)
+    h, c = 2.0, 1.5
+    g = eb.energies.grad_energy(lambda z: eb.energies.double_well(z, barrier=h, center=c), x)
+    expected_0 = h * 2 * ((x[:, 0] / c) ** 2 - 1) * 2 * x[:, 0] / c**2
+    torch.testing.assert_close(g[:, 0], expected_0)
+    torch.testing.assert_close(g[:, 1], x[:, 1])
+
+
+def test_banana_gradient_closed_form(gen):
+    x = torch.randn(40, 2, generator=gen, dtype=torch.float64)
+    b, s, sd = 0.35, 1.75, 0.25
+    r = x[:, 1] - b * x[:, 0] ** 2 + s
+    g = eb.energies.grad_energy(eb.energies.banana, x)
+    torch.testing.assert_close(g[:, 0], x[:, 0] - 2 * b * x[:, 0] * r / sd**2)
+    torch.testing.assert_close(g[:, 1], r / sd**2)
+
+
+def test_score_is_minus_gradient(gen):
+    x = torch.randn(10, 2, generator=gen)
+    torch.testing.assert_close(eb.energies.score(eb.energies.rings, x), -eb.energies.grad_energy(eb.energies.rings, x))
+
+
+def test_mixture_with_one_component_is_a_normalized_gaussian(gen):
+    x = torch.randn(30, 2, generator=gen, dtype=torch.float64)
+    e = eb.energies.gaussian_mixture(x, torch.tensor([[1.0, 2.0]]), 0.5)
+    expected = eb.energies.gaussian(x, torch.tensor([1.0, 2.0]), covariance=0.25 * torch.eye(2))
+    log_z = eb.energies.gaussian_log_partition(covariance=0.25 * torch.eye(2))
+    torch.testing.assert_close(e, expected + log_z)
+
+
+def test_rings_matches_angular_average(gen):
+    """The Bessel closed form equals a brute-force average of Gaussians around each ring."""
+    x = 3 * torch.randn(25, 2, generator=gen, dtype=torch.float64)
+    theta = torch.linspace(0, 2 * math.pi, 4001, dtype=torch.float64)[:-1]
+    dens = 0
+    for r in eb.energies.RINGS_RADII:
+        centres = r * torch.stack([theta.cos(), theta.sin()], 1)
+        sq = torch.cdist(x, centres).square()
+        s2 = eb.energies.RINGS_STD**2
+        dens = dens + (torch.exp(-sq / (2 * s2)) / (2 * math.pi * s2)).mean(1) / 3
+    ok = dens > 1e-12
+    torch.testing.assert_close(eb.energies.rings(x)[ok], -dens.log()[ok], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", TOYS)
+def test_toy_energies_are_normalized(name, box2d):
+    log_z = eb.grid.log_partition(getattr(eb.energies, name), box2d)
+    assert abs(log_z.item()) < 1e-4, f"{name}: ∫exp(−E) = exp({log_z.item():.2e}), expected 1"
+
+
+@pytest.mark.parametrize("name", TOYS)
+def test_toy_gradients_are_finite_far_away(name):
+    x = torch.tensor([[30.0, -40.0], [0.0, 0.0], [-8.0, 9.0]])
+    e, g = eb.energies.value_and_grad(getattr(eb.energies, name), x)
+    assert torch.isfinite(e).all() and torch.isfinite(g).all()
+
+
+def test_grad_energy_leaves_parameter_grads_alone(gen):
+    net = eb.energies.MLPEnergy(2, hidden=(8,))
+    x = torch.randn(5, 2, generator=gen)
+    eb.energies.grad_energy(net, x)
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_create_graph_allows_second_derivatives(gen):
+    x = torch.randn(6, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    g = eb.energies.grad_energy(lambda z: (z**3).sum(1), x, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), x)
+    torch.testing.assert_close(h, 6 * x.detach())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_outputs_follow_input_dtype_and_device(dtype):
+    x = torch.zeros(4, 2, dtype=dtype)
+    for name in TOYS:
+        e, g = eb.energies.value_and_grad(getattr(eb.energies, name), x)
+        assert e.dtype == dtype and g.dtype == dtype and e.device == x.device
+
+
+def test_inputs_are_not_modified(gen):
+    x = torch.randn(8, 2, generator=gen)
+    before = x.clone()
+    for name in TOYS:
+        eb.energies.value_and_grad(getattr(eb.energies, name), x)
+    assert torch.equal(x, before) and not x.requires_grad
+
+
+def test_mlp_energy_shape_and_spectral_norm(gen):
+    net = eb.energies.MLPEnergy(3, hidden=(16, 16), spectral_norm=True)
+    assert net(torch.randn(7, 3, generator=gen)).shape == (7,)
