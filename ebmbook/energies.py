@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .device import check_generator
+
 __all__ = [
     "Energy",
     "evaluate",
@@ -412,6 +414,15 @@ def banana(x: Tensor, *, curvature: float = BANANA_CURVATURE, shift: float = BAN
     return 0.5 * x1**2 + (x2 - curvature * x1**2 + shift) ** 2 / (2 * std**2) + math.log(2 * math.pi * std)
 
 
+def _init_linear(lin: nn.Linear, generator: torch.Generator) -> None:
+    """Redraw a linear layer's parameters from ``generator`` with nn.Linear's default law."""
+    bound = 1 / math.sqrt(lin.in_features)
+    with torch.no_grad():
+        for p in (lin.weight, lin.bias):
+            u = torch.empty(p.shape, device=generator.device, dtype=p.dtype)
+            p.copy_(u.uniform_(-bound, bound, generator=generator))
+
+
 class MLPEnergy(nn.Module):
     """A small learnable energy: an MLP from (n, d) to (n,) with SiLU (Swish) activations.
 
@@ -421,18 +432,27 @@ class MLPEnergy(nn.Module):
         dim: input dimension d.
         hidden: widths of the hidden layers.
         spectral_norm: wrap every linear layer in spectral normalization.
+        generator: when given, the initial weights and biases are drawn from it, with
+            PyTorch's default law for ``nn.Linear``, U(−1/√fan_in, 1/√fan_in); the same seed
+            then gives the same network (on the generator's device). When None, PyTorch's
+            global random state is used, as ``nn.Linear`` does.
 
     See chapter: "Boltzmann distributions and the partition function".
     """
 
-    def __init__(self, dim: int, hidden: Sequence[int] = (128, 128), *, spectral_norm: bool = False):
+    def __init__(self, dim: int, hidden: Sequence[int] = (128, 128), *, spectral_norm: bool = False,
+                 generator: torch.Generator | None = None):
         super().__init__()
         if dim < 1 or any(h < 1 for h in hidden):
             raise ValueError("dim and every hidden width must be positive")
+        if generator is not None:
+            check_generator(generator)
         widths = [dim, *hidden, 1]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
             lin = nn.Linear(a, b)
+            if generator is not None:
+                _init_linear(lin, generator)
             layers.append(nn.utils.parametrizations.spectral_norm(lin) if spectral_norm else lin)
             if i < len(widths) - 2:
                 layers.append(nn.SiLU())

@@ -150,7 +150,8 @@ def frame_slider(frames: Sequence[bytes], values: Sequence, *, description: str 
     """A slider over precomputed PNG frames that redraws in the browser, with or without a kernel.
 
     The slider's index is linked to a ``Stack`` of images by ``jslink``, which runs in the
-    page's JavaScript, so the static website can switch frames after the kernel is gone.
+    page's JavaScript, so the static website can switch frames after the kernel is gone. With
+    ipywidgets 7, which has no ``Stack``, the kernel swaps the frame instead (live only).
 
     Args:
         frames: PNG bytes, one per slider position (see :func:`figure_to_png`).
@@ -165,9 +166,18 @@ def frame_slider(frames: Sequence[bytes], values: Sequence, *, description: str 
         raise ValueError(f"need one value per frame, got {len(frames)} frames and {len(values)} values")
     images = [widgets.Image(value=png, format="png", tooltip=alt or None, layout=widgets.Layout(width="auto"))
               for png in frames]
-    stack = widgets.Stack(images, selected_index=0)
     slider = widgets.SelectionSlider(options=[str(v) for v in values], value=str(values[0]),
                                      description=description, continuous_update=True,
                                      style={"description_width": "initial"})
-    widgets.jslink((slider, "index"), (stack, "selected_index"))
-    return widgets.VBox([slider, stack])
+    if hasattr(widgets, "Stack"):  # ipywidgets >= 8: the browser switches frames by itself
+        stack = widgets.Stack(images, selected_index=0)
+        widgets.jslink((slider, "index"), (stack, "selected_index"))
+        return widgets.VBox([slider, stack])
+    # ipywidgets 7 (as preinstalled on Colab) has no Stack: the running kernel swaps the frame.
+    shown = images[0]
+
+    def show(change):
+        shown.value = frames[change["new"]]
+
+    slider.observe(show, names="index")
+    return widgets.VBox([slider, shown])

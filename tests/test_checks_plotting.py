@@ -95,3 +95,18 @@ def test_frame_slider_links_slider_and_frames():
     assert all(f.startswith(b"\x89PNG") for f in frames)
     with pytest.raises(ValueError, match="one value per frame"):
         eb.plotting.frame_slider(frames, [1, 2])
+
+
+def test_frame_slider_without_stack_swaps_frames_in_the_kernel(monkeypatch):
+    """ipywidgets 7 (Colab's) has no Stack: the slider must still change the shown frame."""
+    import types
+
+    import ipywidgets
+
+    fake = types.SimpleNamespace(**{k: getattr(ipywidgets, k) for k in dir(ipywidgets) if k != "Stack"})
+    monkeypatch.setattr(eb.plotting, "widgets", fake)
+    frames = [b"\x89PNG-a", b"\x89PNG-b", b"\x89PNG-c"]
+    slider, image = eb.plotting.frame_slider(frames, [1, 2, 3]).children
+    assert image.value == frames[0]
+    slider.value = "3"
+    assert image.value == frames[2]

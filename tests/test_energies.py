@@ -119,3 +119,15 @@ def test_inputs_are_not_modified(gen):
 def test_mlp_energy_shape_and_spectral_norm(gen):
     net = eb.energies.MLPEnergy(3, hidden=(16, 16), spectral_norm=True)
     assert net(torch.randn(7, 3, generator=gen)).shape == (7,)
+
+
+def test_mlp_energy_generator_makes_initialization_reproducible():
+    make = lambda seed: eb.energies.MLPEnergy(2, hidden=(8, 8), generator=eb.make_generator(seed))
+    a, b, c = make(3), make(3), make(4)
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb) and not torch.equal(pa, pc)
+    bound = 1 / math.sqrt(2)                       # nn.Linear's default law: U(±1/√fan_in)
+    w = a.net[0].weight
+    assert w.abs().max() <= bound and w.abs().max() > 0.5 * bound
+    with pytest.raises(TypeError, match="make_generator"):
+        eb.energies.MLPEnergy(2, generator=0)
