@@ -26,9 +26,9 @@ Notation (math ↔ code):
 The sign convention: lower energy is more probable, p(x) = exp(−E(x)/T) / Z.
 """
 
-from . import checks, data, device, energies, grid, plotting
+from . import checks, data, device, energies, grid, plotting, samplers
 from .device import make_generator, pick_device
 
 __version__ = "0.1.0"
 
-__all__ = ["checks", "data", "device", "energies", "grid", "plotting", "pick_device", "make_generator"]
+__all__ = ["checks", "data", "device", "energies", "grid", "plotting", "samplers", "pick_device", "make_generator"]
