@@ -36,6 +36,7 @@ __all__ = [
     "checkerboard",
     "banana",
     "MLPEnergy",
+    "ConvEnergy",
 ]
 
 Energy = Callable[[Tensor], Tensor]  # x: (n, *event_shape) -> E(x): (n,)
@@ -237,7 +238,7 @@ def gaussian_mixture(x: Tensor, means: Tensor, stds: Tensor | float, weights: Te
         if weights.shape != (k,) or (weights < 0).any() or abs(weights.sum().item() - 1) > 1e-5:
             raise ValueError(f"weights must be (K,)=({k},), non-negative and sum to 1")
         log_w = weights.log()
-    sq = torch.cdist(x, means).square()                # (n, K)
+    sq = (x[:, None, :] - means).square().sum(-1)      # (n, K); no |x|²+|m|²−2x·m cancellation
     log_comp = -0.5 * sq / stds**2 - d * torch.log(stds) - 0.5 * d * math.log(2 * math.pi)
     return -torch.logsumexp(log_w + log_comp, dim=1)
 
@@ -318,7 +319,7 @@ def two_moons(x: Tensor, *, noise: float = TWO_MOONS_NOISE, n_nodes: int | None 
         raise ValueError(f"noise must be positive, got {noise}")
     n_nodes = n_nodes or max(16, math.ceil(8 / noise))
     centres, log_w = _two_moons_nodes(n_nodes, x.dtype, x.device)        # (2m, 2), (2m,)
-    sq = torch.cdist(x, centres).square()                                 # (n, 2m)
+    sq = (x[:, None, :] - centres).square().sum(-1)                       # (n, 2m), exact differences
     log_comp = -0.5 * sq / noise**2 - math.log(2 * math.pi * noise**2)
     return -torch.logsumexp(log_w + log_comp, dim=1)
 
@@ -423,6 +424,9 @@ def _init_linear(lin: nn.Linear, generator: torch.Generator) -> None:
             p.copy_(u.uniform_(-bound, bound, generator=generator))
 
 
+_ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "softplus": nn.Softplus}
+
+
 class MLPEnergy(nn.Module):
     """A small learnable energy: an MLP from (n, d) to (n,) with SiLU (Swish) activations.
 
@@ -436,15 +440,19 @@ class MLPEnergy(nn.Module):
             PyTorch's default law for ``nn.Linear``, U(−1/√fan_in, 1/√fan_in); the same seed
             then gives the same network (on the generator's device). When None, PyTorch's
             global random state is used, as ``nn.Linear`` does.
+        activation: "silu" (Swish, smooth, the default), "relu" or "softplus"; for 8x8 images
+            flatten them to d = 64 first.
 
     See chapter: "Boltzmann distributions and the partition function".
     """
 
     def __init__(self, dim: int, hidden: Sequence[int] = (128, 128), *, spectral_norm: bool = False,
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, activation: str = "silu"):
         super().__init__()
         if dim < 1 or any(h < 1 for h in hidden):
             raise ValueError("dim and every hidden width must be positive")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         if generator is not None:
             check_generator(generator)
         widths = [dim, *hidden, 1]
@@ -455,10 +463,57 @@ class MLPEnergy(nn.Module):
                 _init_linear(lin, generator)
             layers.append(nn.utils.parametrizations.spectral_norm(lin) if spectral_norm else lin)
             if i < len(widths) - 2:
-                layers.append(nn.SiLU())
+                layers.append(_ACTIVATIONS[activation]())
         self.net = nn.Sequential(*layers)
         self.dim = dim
 
     def forward(self, x: Tensor) -> Tensor:
         _check_points(x, self.dim, "MLPEnergy")
         return self.net(x).squeeze(1)                    # (n, 1) -> (n,)
+
+
+class ConvEnergy(nn.Module):
+    """A small learnable energy for 1×8×8 images: two 3×3 convolutions, a stride-2 one, a linear head.
+
+        E_θ(x) = wᵀ flatten(σ(conv₃(σ(conv₂(σ(conv₁ x)))))) + b,   σ = SiLU
+
+    Args:
+        channels: feature maps of the convolutions.
+        spectral_norm: wrap every layer in spectral normalization.
+        generator: when given, every weight and bias is drawn from it with the default law
+            U(−1/√fan_in, 1/√fan_in), so the same seed gives the same network.
+
+    Input shape (n, 1, 8, 8); output (n,).
+
+    See chapter: "Training by contrastive divergence".
+    """
+
+    def __init__(self, channels: int = 32, *, spectral_norm: bool = False, generator: torch.Generator | None = None):
+        super().__init__()
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        if generator is not None:
+            check_generator(generator)
+        c = channels
+        layers = [nn.Conv2d(1, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1),
+                  nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.Linear(2 * c * 16, 1)]
+        wrapped: list[nn.Module] = []
+        for layer in layers:
+            if generator is not None:
+                fan_in = layer.weight[0].numel()
+                bound = 1 / math.sqrt(fan_in)
+                with torch.no_grad():
+                    for p in (layer.weight, layer.bias):
+                        u = torch.empty(p.shape, device=generator.device, dtype=p.dtype)
+                        p.copy_(u.uniform_(-bound, bound, generator=generator))
+            wrapped.append(nn.utils.parametrizations.spectral_norm(layer) if spectral_norm else layer)
+        self.conv = nn.Sequential(wrapped[0], nn.SiLU(), wrapped[1], nn.SiLU(), wrapped[2], nn.SiLU())
+        self.head = wrapped[3]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (1, 8, 8):
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"ConvEnergy expects images of shape (n, 1, 8, 8), got {got}; "
+                             "reshape flat digits with x.view(-1, 1, 8, 8)")
+        h = self.conv(x)                                 # (n, 2c, 4, 4)
+        return self.head(h.flatten(1)).squeeze(1)        # (n,)
