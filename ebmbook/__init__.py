@@ -7,6 +7,10 @@ One concept per module::
     data        2-D toy data and 8x8 digits, no downloads
     grid        exact normalization on 1-D/2-D grids: log Z, density, KL, NLL, entropy
     plotting    Axes-in / Axes-out figures
+    samplers    transition steps, the chain driver, sampler diagnostics
+    losses      training objectives: contrastive divergence, the KL and entropy terms
+    buffers     the replay buffer of short-run chains
+    training    the contrastive-divergence training loop with divergence detection
     checks      homework checkers
 
 Notation (math ↔ code):
@@ -26,9 +30,10 @@ Notation (math ↔ code):
 The sign convention: lower energy is more probable, p(x) = exp(−E(x)/T) / Z.
 """
 
-from . import checks, data, device, energies, grid, plotting, samplers
+from . import buffers, checks, data, device, energies, grid, losses, plotting, samplers, training
 from .device import make_generator, pick_device
 
 __version__ = "0.1.0"
 
-__all__ = ["checks", "data", "device", "energies", "grid", "plotting", "samplers", "pick_device", "make_generator"]
+__all__ = ["buffers", "checks", "data", "device", "energies", "grid", "losses", "plotting", "samplers", "training",
+           "pick_device", "make_generator"]
