@@ -9,6 +9,8 @@ See chapter: "Boltzmann distributions and the partition function" (chapters/bolt
 
 from __future__ import annotations
 
+import base64
+import html as html_mod
 import io
 from typing import Sequence
 
@@ -31,6 +33,7 @@ __all__ = [
     "plot_samples",
     "figure_to_png",
     "frame_slider",
+    "plot_image_grid",
 ]
 
 # Okabe & Ito's palette, distinguishable with the common colour-vision deficiencies
@@ -38,7 +41,10 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 
 
 def use_book_style() -> None:
-    """Set the book's matplotlib style: colour-blind-safe cycle, small figures, sequential viridis."""
+    """Set the book's matplotlib style: colour-blind-safe cycle, small figures, sequential viridis.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+    """
     mpl.rcParams.update({
         "axes.prop_cycle": mpl.cycler(color=PALETTE),
         "image.cmap": "viridis",
@@ -65,7 +71,10 @@ def _grid_for(grid, lim, n, dim, dtype=torch.float32, device="cpu"):
 
 def plot_energy_1d(energy: Energy, *, low: float = -3.0, high: float = 3.0, n: int = 400,
                    ax: plt.Axes | None = None, **plot_kw) -> plt.Axes:
-    """E(x) on [low, high] as a curve; returns the Axes."""
+    """E(x) on [low, high] as a curve; returns the Axes.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+    """
     ax = ax or plt.gca()
     g = grid_mod.make_grid(low, high, n, dim=1)
     ax.plot(g.axes[0].numpy(), _values_on(energy, g).numpy(), **plot_kw)
@@ -76,7 +85,10 @@ def plot_energy_1d(energy: Energy, *, low: float = -3.0, high: float = 3.0, n: i
 
 def plot_density_1d(energy: Energy, *, low: float = -3.0, high: float = 3.0, n: int = 400,
                     temperature: float = 1.0, ax: plt.Axes | None = None, **plot_kw) -> plt.Axes:
-    """The normalized density exp(−E/T)/Z on [low, high] as a curve; returns the Axes."""
+    """The normalized density exp(−E/T)/Z on [low, high] as a curve; returns the Axes.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+    """
     ax = ax or plt.gca()
     g = grid_mod.make_grid(low, high, n, dim=1)
     p = grid_mod.density(energy, g, temperature=temperature).cpu()
@@ -94,6 +106,8 @@ def plot_energy_2d(energy: Energy, *, grid: grid_mod.Grid | None = None, lim: fl
     Args:
         clip_quantile: energies above this quantile share the top colour, so that a few
             huge values far out do not wash out the interesting region; None shows all.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     ax = ax or plt.gca()
     g = _grid_for(grid, lim, n, 2)
@@ -111,7 +125,10 @@ def plot_energy_2d(energy: Energy, *, grid: grid_mod.Grid | None = None, lim: fl
 
 def plot_density_2d(energy: Energy, *, grid: grid_mod.Grid | None = None, lim: float = 5.0, n: int = 200,
                     temperature: float = 1.0, ax: plt.Axes | None = None, **imshow_kw) -> plt.Axes:
-    """The normalized density exp(−E/T)/Z on a 2-D grid as an image; returns the Axes."""
+    """The normalized density exp(−E/T)/Z on a 2-D grid as an image; returns the Axes.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+    """
     ax = ax or plt.gca()
     g = _grid_for(grid, lim, n, 2)
     p = grid_mod.density(energy, g, temperature=temperature).cpu()
@@ -124,7 +141,10 @@ def plot_density_2d(energy: Energy, *, grid: grid_mod.Grid | None = None, lim: f
 
 
 def plot_samples(x: Tensor, *, ax: plt.Axes | None = None, **scatter_kw) -> plt.Axes:
-    """Scatter plot of 2-D points, shape (n, 2); returns the Axes."""
+    """Scatter plot of 2-D points, shape (n, 2); returns the Axes.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
+    """
     if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != 2:
         raise ValueError(f"plot_samples expects a tensor of shape (n, 2), got {getattr(x, 'shape', type(x))}")
     ax = ax or plt.gca()
@@ -138,7 +158,10 @@ def plot_samples(x: Tensor, *, ax: plt.Axes | None = None, **scatter_kw) -> plt.
 
 
 def figure_to_png(fig: plt.Figure, *, dpi: int = 80) -> bytes:
-    """Render a figure to PNG bytes and close it (it is not shown)."""
+    """Render a figure to PNG bytes and close it (it is not shown).
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+    """
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
@@ -149,35 +172,88 @@ def frame_slider(frames: Sequence[bytes], values: Sequence, *, description: str 
                  alt: str = "") -> widgets.VBox:
     """A slider over precomputed PNG frames that redraws in the browser, with or without a kernel.
 
-    The slider's index is linked to a ``Stack`` of images by ``jslink``, which runs in the
+    The slider's index is linked to a ``Stack`` of frames by ``jslink``, which runs in the
     page's JavaScript, so the static website can switch frames after the kernel is gone. With
-    ipywidgets 7, which has no ``Stack``, the kernel swaps the frame instead (live only).
+    ipywidgets 7, which has no ``Stack``, the kernel swaps the frame instead (live only). Each
+    frame is an ``<img>`` with ``alt`` text (an HTML widget holding the PNG as a data URL), so
+    screen readers describe it.
 
     Args:
         frames: PNG bytes, one per slider position (see :func:`figure_to_png`).
         values: the slider's labels, one per frame.
         description: the slider's label.
-        alt: a text description of the frames, shown as their tooltip.
+        alt: a text description of the frames; required, as for every figure of the book.
 
     Returns:
         The widget (display it as a cell's last expression).
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     if len(frames) != len(values) or not frames:
         raise ValueError(f"need one value per frame, got {len(frames)} frames and {len(values)} values")
-    images = [widgets.Image(value=png, format="png", tooltip=alt or None, layout=widgets.Layout(width="auto"))
-              for png in frames]
+    if not alt.strip():
+        raise ValueError("alt must describe the frames in words (it is the images' alt text)")
+    html = [_img_tag(png, alt) for png in frames]
     slider = widgets.SelectionSlider(options=[str(v) for v in values], value=str(values[0]),
                                      description=description, continuous_update=True,
                                      style={"description_width": "initial"})
     if hasattr(widgets, "Stack"):  # ipywidgets >= 8: the browser switches frames by itself
-        stack = widgets.Stack(images, selected_index=0)
+        stack = widgets.Stack([widgets.HTML(value=h) for h in html], selected_index=0)
         widgets.jslink((slider, "index"), (stack, "selected_index"))
         return widgets.VBox([slider, stack])
     # ipywidgets 7 (as preinstalled on Colab) has no Stack: the running kernel swaps the frame.
-    shown = images[0]
+    shown = widgets.HTML(value=html[0])
 
     def show(change):
-        shown.value = frames[change["new"]]
+        shown.value = html[change["new"]]
 
     slider.observe(show, names="index")
     return widgets.VBox([slider, shown])
+
+
+def _img_tag(png: bytes, alt: str) -> str:
+    """An <img> element showing PNG bytes inline, with escaped alt text."""
+    if not isinstance(png, (bytes, bytearray)) or not png.startswith(b"\x89PNG"):
+        raise ValueError("frames must be PNG bytes, as made by figure_to_png")
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<img src="data:image/png;base64,{data}" alt="{html_mod.escape(alt, quote=True)}" '
+            'style="max-width: 100%; height: auto">')
+
+
+def plot_image_grid(images: Tensor, *, n_cols: int = 16, low: float = -1.0, high: float = 1.0,
+                    ax: plt.Axes | None = None, **imshow_kw) -> plt.Axes:
+    """Small grey-scale images tiled in rows of ``n_cols``, one pixel of gap between tiles; returns the Axes.
+
+    Dark is ink: the value ``high`` is drawn black and ``low`` white (the digits' convention);
+    values outside [low, high] are shown as the nearest end, and the gaps are drawn white.
+
+    Args:
+        images: shape (n, 1, h, w) or (n, h, w).
+        n_cols: tiles per row; the last row is padded with blank tiles.
+        low, high: the pixel values drawn white and black.
+        ax: where to draw (default: the current Axes).
+
+    See chapter: "Training an energy on 8x8 digits" (chapters/digits.ipynb).
+    """
+    if not isinstance(images, Tensor) or images.dim() not in (3, 4) or (images.dim() == 4 and images.shape[1] != 1):
+        raise ValueError(f"plot_image_grid expects images of shape (n, 1, h, w) or (n, h, w), "
+                         f"got {getattr(images, 'shape', type(images))}")
+    if isinstance(n_cols, bool) or not isinstance(n_cols, int) or n_cols < 1:
+        raise ValueError(f"n_cols must be a positive int, got {n_cols!r}")
+    if not low < high:
+        raise ValueError(f"need low < high, got low={low}, high={high}")
+    x = images.detach().cpu().float().reshape(images.shape[0], images.shape[-2], images.shape[-1])
+    n, h, w = x.shape
+    n_rows = -(-n // n_cols)
+    canvas = torch.full((n_rows * (h + 1) + 1, n_cols * (w + 1) + 1), low)     # gaps stay white
+    for i in range(n):
+        r, c = divmod(i, n_cols)
+        canvas[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + c * (w + 1): 1 + c * (w + 1) + w] = x[i]
+    ax = ax or plt.gca()
+    imshow_kw.setdefault("cmap", "gray_r")
+    ax.imshow(canvas.clamp(low, high).numpy(), vmin=low, vmax=high, interpolation="nearest", **imshow_kw)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return ax

@@ -1,5 +1,6 @@
 """Homework checkers catch the typical mistakes with the right hint; plot helpers return their Axes."""
 
+import base64
 import math
 
 import matplotlib
@@ -89,12 +90,19 @@ def test_frame_slider_links_slider_and_frames():
         fig, ax = plt.subplots()
         ax.plot([0, k])
         frames.append(eb.plotting.figure_to_png(fig))
-    box = eb.plotting.frame_slider(frames, [0.5, 1, 2], description="T")
+    box = eb.plotting.frame_slider(frames, [0.5, 1, 2], description="T", alt='a line, "steeper" <each> time')
     slider, stack = box.children
     assert len(stack.children) == 3 and slider.options == ("0.5", "1", "2")
     assert all(f.startswith(b"\x89PNG") for f in frames)
+    for frame, png in zip(stack.children, frames):   # each frame: the PNG as a data URL, escaped alt text
+        assert base64.b64encode(png).decode() in frame.value
+        assert 'alt="a line, &quot;steeper&quot; &lt;each&gt; time"' in frame.value
     with pytest.raises(ValueError, match="one value per frame"):
-        eb.plotting.frame_slider(frames, [1, 2])
+        eb.plotting.frame_slider(frames, [1, 2], alt="x")
+    with pytest.raises(ValueError, match="alt"):
+        eb.plotting.frame_slider(frames, [1, 2, 3])
+    with pytest.raises(ValueError, match="PNG"):
+        eb.plotting.frame_slider([b"GIF89a"], [1], alt="x")
 
 
 def test_frame_slider_without_stack_swaps_frames_in_the_kernel(monkeypatch):
@@ -106,7 +114,7 @@ def test_frame_slider_without_stack_swaps_frames_in_the_kernel(monkeypatch):
     fake = types.SimpleNamespace(**{k: getattr(ipywidgets, k) for k in dir(ipywidgets) if k != "Stack"})
     monkeypatch.setattr(eb.plotting, "widgets", fake)
     frames = [b"\x89PNG-a", b"\x89PNG-b", b"\x89PNG-c"]
-    slider, image = eb.plotting.frame_slider(frames, [1, 2, 3]).children
-    assert image.value == frames[0]
+    slider, shown = eb.plotting.frame_slider(frames, [1, 2, 3], alt="frames").children
+    assert base64.b64encode(frames[0]).decode() in shown.value
     slider.value = "3"
-    assert image.value == frames[2]
+    assert base64.b64encode(frames[2]).decode() in shown.value
