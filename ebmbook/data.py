@@ -11,7 +11,7 @@ See chapter: "Boltzmann distributions and the partition function" (chapters/bolt
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from sklearn.datasets import load_digits
@@ -20,7 +20,7 @@ from torch import Tensor
 from . import energies
 from .device import check_generator
 
-__all__ = ["eight_gaussians", "two_moons", "rings", "checkerboard", "banana", "digits"]
+__all__ = ["eight_gaussians", "two_moons", "rings", "checkerboard", "banana", "digits", "DigitsSplit", "digits_split"]
 
 
 def _check(n: int, generator: torch.Generator) -> None:
@@ -47,6 +47,8 @@ def eight_gaussians(n: int, *, generator: torch.Generator, radius: float = energ
 
     Returns:
         Points, shape (n, 2).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
     _check(n, generator)
     k = _randint(8, n, generator).to(dtype) * (math.pi / 4)                # (n,) mode angles
@@ -62,6 +64,8 @@ def two_moons(n: int, *, generator: torch.Generator, noise: float = energies.TWO
 
     Returns:
         Points, shape (n, 2).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
     _check(n, generator)
     moon = _randint(2, n, generator).bool()                               # (n,)
@@ -78,6 +82,8 @@ def rings(n: int, *, generator: torch.Generator, radii: Sequence[float] = energi
 
     Returns:
         Points, shape (n, 2).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
     _check(n, generator)
     r = torch.as_tensor(radii, dtype=dtype, device=generator.device)[_randint(len(radii), n, generator)]
@@ -94,6 +100,8 @@ def checkerboard(n: int, *, generator: torch.Generator, std: float = energies.CH
 
     Returns:
         Points, shape (n, 2).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
     _check(n, generator)
     corners = energies._checkerboard_corners(dtype, generator.device)   # (8, 2)
@@ -108,6 +116,8 @@ def banana(n: int, *, generator: torch.Generator, curvature: float = energies.BA
 
     Returns:
         Points, shape (n, 2).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
     _check(n, generator)
     z = _randn((n, 2), generator, dtype)
@@ -129,3 +139,46 @@ def digits(*, device: torch.device | str = "cpu", dtype: torch.dtype = torch.flo
     images = torch.as_tensor(bunch.images, dtype=dtype, device=device) / 8 - 1   # (1797, 8, 8)
     labels = torch.as_tensor(bunch.target, device=device)
     return images[:, None], labels
+
+
+class DigitsSplit(NamedTuple):
+    """The 8x8 digits cut into a training and a held-out test part (see :func:`digits_split`).
+
+    Attributes:
+        x_train: images, shape (1797 − n_test, 1, 8, 8), in [−1, 1].
+        y_train: their labels 0…9, shape (1797 − n_test,).
+        x_test: images, shape (n_test, 1, 8, 8).
+        y_test: labels, shape (n_test,).
+
+    See chapter: "Training an energy on 8x8 digits" (chapters/digits.ipynb).
+    """
+
+    x_train: Tensor
+    y_train: Tensor
+    x_test: Tensor
+    y_test: Tensor
+
+
+def digits_split(n_test: int = 360, *, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> DigitsSplit:
+    """The images of :func:`digits` with the last ``n_test`` held out as a test set.
+
+    The split is by position in scikit-learn's order, with no random numbers, so it is the
+    same on every machine. That order cycles through the classes, so both parts hold every
+    digit in nearly equal shares (the default 360 test images hold 33 to 37 of each).
+
+    Args:
+        n_test: images held out, 1 ≤ n_test < 1797.
+        device, dtype: where and how the images are stored.
+
+    Returns:
+        A :class:`DigitsSplit`: x_train (1797 − n_test, 1, 8, 8), y_train, x_test (n_test, 1, 8, 8), y_test.
+
+    See chapter: "Training an energy on 8x8 digits" (chapters/digits.ipynb).
+    """
+    images, labels = digits(device=device, dtype=dtype)
+    n = images.shape[0]
+    if isinstance(n_test, bool) or not isinstance(n_test, int) or not 1 <= n_test < n:
+        raise ValueError(f"n_test must be an int with 1 ≤ n_test < {n}, got {n_test!r}")
+    cut = n - n_test
+    return DigitsSplit(images[:cut], labels[:cut], images[cut:], labels[cut:])
