@@ -30,7 +30,10 @@ Hint = Callable[[Any, Any, dict], "str | None"]  # (got, want, inputs) -> hint o
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The verdict of a checker: truthy when passed; displays as its message."""
+    """The verdict of a checker: truthy when passed; displays as its message.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+    """
 
     passed: bool
     message: str
@@ -86,6 +89,8 @@ def compare(student: Callable, reference: Callable, cases: Sequence[tuple[str, d
 
     Returns:
         A :class:`CheckResult`.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     for desc, inputs in cases:
         inputs_before = _clone(inputs)

@@ -85,6 +85,8 @@ def check_generator(generator: torch.Generator, device: torch.device | str | Non
     Raises:
         TypeError: ``generator`` is not a ``torch.Generator``.
         ValueError: it lives on another device type.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     if not isinstance(generator, torch.Generator):
         raise TypeError(
@@ -102,5 +104,7 @@ def accurate_dtype(device: torch.device) -> torch.dtype:
     """float64 where the device has it, float32 on mps (which has no float64).
 
     Used to accumulate sums such as log Z more accurately than the energy's own dtype.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     return torch.float32 if torch.device(device).type == "mps" else torch.float64

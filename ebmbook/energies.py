@@ -39,6 +39,8 @@ __all__ = [
     "ConvEnergy",
 ]
 
+#: The energy contract, any callable that maps x of shape (n, *event_shape) to E(x) of
+#: shape (n,), where lower energy means more probable.
 Energy = Callable[[Tensor], Tensor]  # x: (n, *event_shape) -> E(x): (n,)
 
 # Defaults of the 2-D toys; ebmbook.data draws from exactly these distributions
@@ -66,6 +68,8 @@ def evaluate(energy: Energy, x: Tensor, *, allow_nonfinite: bool = False) -> Ten
 
     Raises:
         ValueError: the energy returned another shape, or non-finite values.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -118,12 +122,17 @@ def grad_energy(energy: Energy, x: Tensor, *, create_graph: bool = False) -> Ten
     """∇ₓE(x), shape (n, *event_shape); leaves parameter ``.grad`` fields untouched.
 
     See :func:`value_and_grad`, which also returns E(x) at no extra cost.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     return value_and_grad(energy, x, create_graph=create_graph)[1]
 
 
 def score(energy: Energy, x: Tensor, *, create_graph: bool = False) -> Tensor:
-    """The score s(x) = ∇ₓ log p(x) = −∇ₓE(x), shape (n, *event_shape)."""
+    """The score s(x) = ∇ₓ log p(x) = −∇ₓE(x), shape (n, *event_shape).
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
+    """
     return -grad_energy(energy, x, create_graph=create_graph)
 
 
@@ -279,6 +288,8 @@ def eight_gaussians(x: Tensor, *, radius: float = EIGHT_GAUSSIANS_RADIUS, std: f
 
     Returns:
         Energies, shape (n,).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
     _check_points(x, 2, "eight_gaussians")
     angles = torch.arange(8, dtype=x.dtype, device=x.device) * (math.pi / 4)
@@ -313,6 +324,8 @@ def two_moons(x: Tensor, *, noise: float = TWO_MOONS_NOISE, n_nodes: int | None 
 
     Returns:
         Energies, shape (n,).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
     _check_points(x, 2, "two_moons")
     if noise <= 0:
@@ -341,6 +354,8 @@ def rings(x: Tensor, *, radii: Sequence[float] = RINGS_RADII, std: float = RINGS
 
     Returns:
         Energies, shape (n,).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
     _check_points(x, 2, "rings")
     r = torch.as_tensor(radii, dtype=x.dtype, device=x.device)            # (K,)
@@ -376,6 +391,8 @@ def checkerboard(x: Tensor, *, std: float = CHECKERBOARD_STD) -> Tensor:
 
     Returns:
         Energies, shape (n,).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
     _check_points(x, 2, "checkerboard")
     if std <= 0:
@@ -407,6 +424,8 @@ def banana(x: Tensor, *, curvature: float = BANANA_CURVATURE, shift: float = BAN
 
     Returns:
         Energies, shape (n,).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
     _check_points(x, 2, "banana")
     if std <= 0:

@@ -60,6 +60,8 @@ class Grid(NamedTuple):
         high: upper corner of the box.
         axes: cell centres along each dimension, each of shape (nₐ,).
         points: all centres, shape (m, d) with m = n₁⋯n_d, in 'ij' (row-major) order.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
 
     low: tuple[float, ...]
@@ -149,6 +151,8 @@ def energy_on_grid(energy: Energy, grid: Grid, *, chunk_size: int = DEFAULT_CHUN
 
     Raises:
         ValueError: the energy has the wrong output shape or a non-finite value on the grid.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     _check_chunk(chunk_size)
     chunks = [evaluate(energy, pts) for pts in grid.points.split(chunk_size)]
@@ -185,7 +189,10 @@ def log_partition(energy: Energy, grid: Grid, *, temperature: float = 1.0,
 
 def log_density(energy: Energy, grid: Grid, *, temperature: float = 1.0,
                 chunk_size: int = DEFAULT_CHUNK) -> Tensor:
-    """log p(x) = −E(x)/T − log Z at the cell centres, shape ``grid.shape`` (no gradient)."""
+    """log p(x) = −E(x)/T − log Z at the cell centres, shape ``grid.shape`` (no gradient).
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
+    """
     with torch.no_grad():
         log_w = _log_weights(energy, grid, temperature, chunk_size)
         log_z = torch.logsumexp(log_w, dim=0) + math.log(grid.cell_volume)
@@ -211,6 +218,8 @@ def bin_masses(energy: Energy, grid: Grid, *, temperature: float = 1.0, refine: 
 
     Each cell is split into ``refine``ᵈ sub-cells for the midpoint rule, so a coarse grid of
     bins (for histograms) still gets accurate masses.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     _check_refine(refine)
     fine = make_grid(grid.low, grid.high, tuple(k * refine for k in grid.shape),
@@ -247,6 +256,8 @@ def histogram(samples: Tensor, grid: Grid) -> tuple[Tensor, int]:
 
     Returns:
         (counts, n_outside); non-finite samples count as outside.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     flat, inside = _cell_index(samples, grid)
     counts = torch.bincount(flat, minlength=math.prod(grid.shape)).reshape(grid.shape)
@@ -260,6 +271,8 @@ def kl_from_counts(counts: Tensor, masses: Tensor, n_outside: int = 0) -> Tensor
         counts: samples per cell (any shape).
         masses: exact cell probabilities, same shape, summing to 1.
         n_outside: samples outside the box (given zero mass by the model).
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     if counts.shape != masses.shape:
         raise ValueError(f"counts {tuple(counts.shape)} and masses {tuple(masses.shape)} differ in shape")
@@ -306,6 +319,8 @@ def kl_floor(energy: Energy, grid: Grid, n_samples: int, *, generator: torch.Gen
 
     Returns:
         A 0-dim float64 tensor.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
@@ -330,6 +345,8 @@ def sample_exact(energy: Energy, grid: Grid, n: int, *, generator: torch.Generat
 
     Returns:
         Samples, shape (n, d), on the grid's device and dtype.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
@@ -385,6 +402,8 @@ def entropy(energy: Energy, grid: Grid, *, temperature: float = 1.0, chunk_size:
 
     Returns:
         A 0-dim float64 tensor.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     log_p = log_density(energy, grid, temperature=temperature, chunk_size=chunk_size)
     return -(log_p.exp() * log_p).sum() * grid.cell_volume

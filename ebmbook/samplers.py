@@ -73,6 +73,8 @@ class ChainState(NamedTuple):
         x: positions, shape (n, *event_shape), detached.
         energy: E(x), shape (n,); ``None`` until a step computes it.
         grad: ∇ₓE(x), shape (n, *event_shape); ``None`` for random-walk MH, or until computed.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
 
     x: Tensor
@@ -88,6 +90,8 @@ class StepInfo(NamedTuple):
         accepted: whether the proposal was taken, shape (n,), bool.
         energy_error: HMC only: H(x′, p′) − H(x, p) of the leapfrog trajectory, shape (n,),
             with H = E/T + ½‖p‖²; ``None`` for the other steps.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
 
     accept_prob: Tensor
@@ -104,6 +108,8 @@ class TemperingInfo(NamedTuple):
         swap_prob: probability of exchanging the states of temperatures k and k+1, shape
             (K−1, n), computed for every pair (only half of the pairs are proposed per step).
         swapped: whether the exchange happened, shape (K−1, n), bool.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
 
     accept_prob: Tensor
@@ -121,6 +127,8 @@ class ChainResult(NamedTuple):
         accept_rate: fraction of accepted proposals per chain after burn-in, shape (n,);
             ``accept_rate.mean()`` is the overall rate.
         state: the final :class:`ChainState`, to continue the chains from.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
 
     trajectory: Tensor | None

@@ -38,7 +38,10 @@ _CAUSES = ("likely causes: a learning rate too large for the optimizer (try half
 
 
 class TrainingDiverged(FloatingPointError):
-    """Raised when the loss is not finite or the energies pass the bound."""
+    """Raised when the loss is not finite or the energies pass the bound.
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
+    """
 
 
 class History(NamedTuple):
@@ -51,6 +54,8 @@ class History(NamedTuple):
         eval_iters: iterations (1-based) after which ``evaluate`` was called.
         evals: what ``evaluate`` returned there.
         samples: the last x⁻, shape (n, *event_shape).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
 
     loss: list[float]
