@@ -1,6 +1,7 @@
 """The website builds from scratch with no Sphinx warning, and every chapter page is there.
 
-This runs the build command of README.md into a temporary folder:
+This runs the build command of README.md into a temporary folder (once per pytest
+run: the `book_build` fixture of tests/conftest.py, shared with tests/test_browser.py):
 
     jupyter-book build . --all -W -n --keep-going
 
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
-import sys
 
 import nbformat
 import pytest
@@ -23,23 +22,13 @@ import pytest
 from tools.execute import ROOT, colab_url, toc_files
 
 TOC_CHAPTERS = [name for name in toc_files() if name.startswith("chapters/")]
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# `python -m jupyter_book` does not exist; call its command-line entry point
-# with this interpreter, so the test does not depend on PATH
-JUPYTER_BOOK = [sys.executable, "-c", "import sys; from jupyter_book.cli.main import main; sys.exit(main())"]
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    """Build the book once into a fresh folder; returns (returncode, log, html_dir)."""
-    out = tmp_path_factory.mktemp("book")
-    args = ["build", str(ROOT), "--path-output", str(out), "--all", "-W", "-n", "--keep-going"]
-    proc = subprocess.run(
-        JUPYTER_BOOK + args, capture_output=True, text=True, encoding="utf-8", errors="replace",
-        timeout=600,
-    )
-    log = ANSI.sub("", proc.stdout + proc.stderr)
-    return proc.returncode, log, out / "_build" / "html"
+@pytest.fixture
+def build(book_build, record_property):
+    """The session's one build (tests/conftest.py); returns (returncode, log, html_dir)."""
+    record_property("book_build_s", book_build.seconds)
+    return book_build.returncode, book_build.log, book_build.html
 
 
 def _words(text: str) -> list[str]:
@@ -84,3 +73,19 @@ def test_chapter_page(build, name):
 
     link = colab_url(name)
     assert link in text, f"no Colab link {link} on the page (it comes from _config.yml's repository block)"
+
+
+@pytest.mark.parametrize("name", toc_files())
+def test_page_loads_no_remote_scripts(build, name):
+    # The site serves MathJax and the widget scripts itself (tools/site_assets.py), so a
+    # reader offline still gets typeset math and widgets; tests/test_browser.py checks
+    # the same in a browser, this catches it without one
+    _, log, site = build
+    page = site / f"{name}.html"
+    assert page.exists(), f"no page {page.relative_to(site)} in the build\n{log}"
+    text = page.read_text(encoding="utf-8")
+    remote = re.findall(r"<script[^>]*\ssrc=\"((?:https?:)?//[^\"]+)\"", text)
+    remote += re.findall(r"<link[^>]*\srel=\"stylesheet\"[^>]*\shref=\"((?:https?:)?//[^\"]+)\"", text)
+    assert not remote, f"the page loads scripts or styles from other hosts: {remote}"
+    for src in re.findall(r"<script[^>]*\ssrc=\"([^\"]*site-assets/[^\"?]+)", text):
+        assert (page.parent / src).resolve().is_file(), f"the page loads {src}, which is not in the site"
