@@ -443,6 +443,24 @@ def _init_linear(lin: nn.Linear, generator: torch.Generator) -> None:
             p.copy_(u.uniform_(-bound, bound, generator=generator))
 
 
+def _spectral_norm(layer: nn.Module, generator: torch.Generator | None) -> nn.Module:
+    """Wrap ``layer`` in spectral normalization, its power-iteration vectors drawn from ``generator``.
+
+    PyTorch starts the power iteration from vectors u, v drawn from the global random state;
+    with a generator they are drawn again from it (and the 15 warm-up iterations redone), so
+    that the same seed gives the same network whatever the global state.
+    """
+    wrapped = nn.utils.parametrizations.spectral_norm(layer)
+    if generator is not None:
+        sn = wrapped.parametrizations.weight[0]
+        with torch.no_grad():
+            for vec in (sn._u, sn._v):
+                fresh = torch.randn(vec.shape, generator=generator, device=generator.device, dtype=vec.dtype)
+                vec.copy_(nn.functional.normalize(fresh, dim=0, eps=sn.eps))
+            sn._power_method(sn._reshape_weight_to_matrix(wrapped.parametrizations.weight.original), 15)
+    return wrapped
+
+
 _ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "softplus": nn.Softplus}
 
 
@@ -456,9 +474,10 @@ class MLPEnergy(nn.Module):
         hidden: widths of the hidden layers.
         spectral_norm: wrap every linear layer in spectral normalization.
         generator: when given, the initial weights and biases are drawn from it, with
-            PyTorch's default law for ``nn.Linear``, U(−1/√fan_in, 1/√fan_in); the same seed
-            then gives the same network (on the generator's device). When None, PyTorch's
-            global random state is used, as ``nn.Linear`` does.
+            PyTorch's default law for ``nn.Linear``, U(−1/√fan_in, 1/√fan_in), and so are the
+            starting vectors of spectral normalization's power iteration; the same seed then
+            gives the same network (on the generator's device), whatever the global random
+            state. When None, PyTorch's global random state is used, as ``nn.Linear`` does.
         activation: "silu" (Swish, smooth, the default), "relu" or "softplus"; for 8x8 images
             flatten them to d = 64 first.
 
@@ -480,7 +499,7 @@ class MLPEnergy(nn.Module):
             lin = nn.Linear(a, b)
             if generator is not None:
                 _init_linear(lin, generator)
-            layers.append(nn.utils.parametrizations.spectral_norm(lin) if spectral_norm else lin)
+            layers.append(_spectral_norm(lin, generator) if spectral_norm else lin)
             if i < len(widths) - 2:
                 layers.append(_ACTIVATIONS[activation]())
         self.net = nn.Sequential(*layers)
@@ -500,7 +519,8 @@ class ConvEnergy(nn.Module):
         channels: feature maps of the convolutions.
         spectral_norm: wrap every layer in spectral normalization.
         generator: when given, every weight and bias is drawn from it with the default law
-            U(−1/√fan_in, 1/√fan_in), so the same seed gives the same network.
+            U(−1/√fan_in, 1/√fan_in), and so are spectral normalization's power-iteration
+            vectors, so the same seed gives the same network whatever the global random state.
 
     Input shape (n, 1, 8, 8); output (n,).
 
@@ -525,7 +545,7 @@ class ConvEnergy(nn.Module):
                     for p in (layer.weight, layer.bias):
                         u = torch.empty(p.shape, device=generator.device, dtype=p.dtype)
                         p.copy_(u.uniform_(-bound, bound, generator=generator))
-            wrapped.append(nn.utils.parametrizations.spectral_norm(layer) if spectral_norm else layer)
+            wrapped.append(_spectral_norm(layer, generator) if spectral_norm else layer)
         self.conv = nn.Sequential(wrapped[0], nn.SiLU(), wrapped[1], nn.SiLU(), wrapped[2], nn.SiLU())
         self.head = wrapped[3]
 

@@ -177,3 +177,22 @@ def test_energy_of_wrong_shape_is_caught():
     with pytest.raises(ValueError, match="squeeze"):
         eb.training.train(net, gaussian_data(50, gen), step=step, n_steps=1, n_iters=1,
                           batch_size=10, generator=gen, init="data", progress=False)
+
+
+@pytest.mark.parametrize("make", [
+    lambda g: eb.energies.MLPEnergy(2, hidden=(16, 16), spectral_norm=True, generator=g),
+    lambda g: eb.energies.ConvEnergy(4, spectral_norm=True, generator=g),
+])
+def test_spectral_norm_networks_depend_on_the_generator_only(make):
+    """The same seed gives the same network, including the power iteration's vectors, whatever the global state."""
+    nets = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        nets.append(make(eb.make_generator(0)))
+    a, b = (dict(net.named_buffers()) for net in nets)
+    assert a.keys() == b.keys() and any(k.endswith("_u") for k in a)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    x = torch.randn(5, *((2,) if isinstance(nets[0], eb.energies.MLPEnergy) else (1, 8, 8)),
+                    generator=eb.make_generator(3))
+    torch.testing.assert_close(nets[0](x), nets[1](x), rtol=0, atol=0)
