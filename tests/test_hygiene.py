@@ -98,6 +98,22 @@ def test_title_comes_first(path):
     )
 
 
+# Chapters that profit from a GPU carry the shared note of reference/snippets/gpu-tip.md as a
+# markdown cell of their own (Colab shows a notebook's cells, not the website's includes)
+GPU_CHAPTERS = ["sampling", "contrastive_divergence", "cd_pathologies", "digits"]
+GPU_TIP = ROOT / "reference" / "snippets" / "gpu-tip.md"
+
+
+@pytest.mark.parametrize("name", GPU_CHAPTERS)
+def test_gpu_chapters_carry_the_shared_gpu_note(name):
+    tip = GPU_TIP.read_text(encoding="utf-8").strip()
+    cells = [c.source.strip() for c in _load(CHAPTER_DIR / f"{name}.ipynb").cells if c.cell_type == "markdown"]
+    assert tip in cells, (
+        f"chapters/{name}.ipynb must have a markdown cell with exactly the text of {_rel(GPU_TIP)} "
+        "(copy the file into a markdown cell after the overview)"
+    )
+
+
 @chapter
 def test_first_code_cell_is_the_bootstrap_cell(path):
     cells = _code_cells(_load(path))
