@@ -417,7 +417,7 @@ def _hint_langevin(got, want, inputs):
     if near(x - eta * g):
         return "the noise is missing: add √(2η) ξ, otherwise this is gradient descent"
     if near(x - eta * g / 2 + math.sqrt(eta) * xi):
-        return ("this is the ½η∇E, √η ξ convention, which is the same update for step 2η; "
+        return ("this is the x − ½η∇E(x) + √η ξ convention, whose step η is this book's η/2; "
                 "this book writes x − η∇E(x) + √(2η) ξ")
     return None
 
