@@ -322,10 +322,6 @@ def _quadratic_2d(x):
     return 0.5 * x.square().sum(1)
 
 
-def _mixture_2d(x):
-    return energies.eight_gaussians(x)
-
-
 def _tilted_2d(x):
     return 0.5 * (x[:, 0] - 1.0).square() + 2.0 * x[:, 1].square() + 0.3 * x[:, 0] * x[:, 1] + 900.0
 
@@ -339,7 +335,7 @@ def _sampling_cases(with_u: bool) -> list[tuple[str, dict]]:
 
     cases = []
     for desc, energy, scale in [("E = ‖x‖²/2", _quadratic_2d, 1.0),
-                                ("the eight-Gaussians ring", _mixture_2d, 2.0),
+                                ("the eight-Gaussians ring", energies.eight_gaussians, 2.0),
                                 ("a tilted quadratic shifted up by 900 (exp(−E) underflows)", _tilted_2d, 1.0)]:
         x = r(64, 2, scale=scale)
         if with_u:

@@ -434,11 +434,12 @@ def banana(x: Tensor, *, curvature: float = BANANA_CURVATURE, shift: float = BAN
     return 0.5 * x1**2 + (x2 - curvature * x1**2 + shift) ** 2 / (2 * std**2) + math.log(2 * math.pi * std)
 
 
-def _init_linear(lin: nn.Linear, generator: torch.Generator) -> None:
-    """Redraw a linear layer's parameters from ``generator`` with nn.Linear's default law."""
-    bound = 1 / math.sqrt(lin.in_features)
+def _init_layer(layer: nn.Linear | nn.Conv2d, generator: torch.Generator) -> None:
+    """Redraw a layer's weight and bias from ``generator`` with PyTorch's default bounds,
+    U(−1/√fan_in, 1/√fan_in), where fan_in is the number of inputs of one output unit."""
+    bound = 1 / math.sqrt(layer.weight[0].numel())
     with torch.no_grad():
-        for p in (lin.weight, lin.bias):
+        for p in (layer.weight, layer.bias):
             u = torch.empty(p.shape, device=generator.device, dtype=p.dtype)
             p.copy_(u.uniform_(-bound, bound, generator=generator))
 
@@ -498,7 +499,7 @@ class MLPEnergy(nn.Module):
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
             lin = nn.Linear(a, b)
             if generator is not None:
-                _init_linear(lin, generator)
+                _init_layer(lin, generator)
             layers.append(_spectral_norm(lin, generator) if spectral_norm else lin)
             if i < len(widths) - 2:
                 layers.append(_ACTIVATIONS[activation]())
@@ -539,12 +540,7 @@ class ConvEnergy(nn.Module):
         wrapped: list[nn.Module] = []
         for layer in layers:
             if generator is not None:
-                fan_in = layer.weight[0].numel()
-                bound = 1 / math.sqrt(fan_in)
-                with torch.no_grad():
-                    for p in (layer.weight, layer.bias):
-                        u = torch.empty(p.shape, device=generator.device, dtype=p.dtype)
-                        p.copy_(u.uniform_(-bound, bound, generator=generator))
+                _init_layer(layer, generator)
             wrapped.append(_spectral_norm(layer, generator) if spectral_norm else layer)
         self.conv = nn.Sequential(wrapped[0], nn.SiLU(), wrapped[1], nn.SiLU(), wrapped[2], nn.SiLU())
         self.head = wrapped[3]

@@ -27,10 +27,12 @@ from .energies import Energy, evaluate
 
 __all__ = [
     "contrastive_divergence",
+    "cd_from_energies",
     "frozen_energy",
     "differentiable_langevin_step",
     "nn_entropy",
     "kl_term",
+    "kl_from_step",
 ]
 
 
@@ -78,6 +80,17 @@ def contrastive_divergence(energy: Energy, x_data: Tensor, x_model: Tensor, *, a
     alpha = _check_weight(alpha, "alpha")
     e_data = evaluate(energy, x_data, allow_nonfinite=True)             # (n,)
     e_model = evaluate(energy, x_model.detach(), allow_nonfinite=True)  # (m,)
+    return cd_from_energies(e_data, e_model, alpha)
+
+
+def cd_from_energies(e_data: Tensor, e_model: Tensor, alpha: float = 0.0) -> Tensor:
+    """The loss of :func:`contrastive_divergence` from energies already computed, (n,) and (m,).
+
+    For loops that also need the energies themselves (to log or check them) and so must not
+    evaluate the energy twice; ``e_model`` must come from detached samples.
+
+    See chapter: "Training by contrastive divergence".
+    """
     loss = e_data.mean() - e_model.mean()
     if alpha > 0:
         loss = loss + alpha * (e_data.square().mean() + e_model.square().mean())
@@ -227,7 +240,20 @@ def kl_term(energy: Energy, x: Tensor, *, step_size: float, generator: torch.Gen
     """
     lam = _check_weight(entropy_weight, "entropy_weight")
     x_next = differentiable_langevin_step(energy, x, step_size=step_size, generator=generator)
+    return kl_from_step(energy, x_next, entropy_weight=lam, reference=reference)
+
+
+def kl_from_step(energy: Energy, x_next: Tensor, *, entropy_weight: float = 0.0,
+                 reference: Tensor | None = None) -> Tensor:
+    """The loss of :func:`kl_term` given the output x′ of :func:`differentiable_langevin_step`.
+
+    For loops that also use x′ as their model samples.
+
+        L_KL = mean E_θ̄(x′) − λ Ĥ(x′)
+
+    See chapter: "Training by contrastive divergence".
+    """
     loss = frozen_energy(energy, x_next).mean()
-    if lam > 0:
-        loss = loss - lam * nn_entropy(x_next, reference)
+    if entropy_weight > 0:
+        loss = loss - entropy_weight * nn_entropy(x_next, reference)
     return loss

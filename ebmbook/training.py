@@ -165,8 +165,12 @@ def train(energy: nn.Module, x_data: Tensor, *, step: Callable, n_steps: int, n_
     bar = tqdm(range(1, n_iters + 1), desc="training", disable=not progress)
     for it in bar:
         x_pos = x_data[torch.randint(n_data, (batch_size,), generator=generator, device=x_data.device)]
-        x0 = {"data": lambda: x_pos, "persistent": lambda: persistent,
-              "buffer": lambda: buffer.sample(n_chains, generator=generator)}[init]()
+        if init == "data":
+            x0 = x_pos
+        elif init == "persistent":
+            x0 = persistent
+        else:
+            x0 = buffer.sample(n_chains, generator=generator)
         n_plain = n_steps - 1 if kl_weight > 0 else n_steps
         try:
             x_before = x0 if n_plain == 0 else samplers.run_chain(
@@ -186,18 +190,14 @@ def train(energy: nn.Module, x_data: Tensor, *, step: Callable, n_steps: int, n_
             reference = buffer.sample(n_chains, generator=generator) if (buffer is not None and len(buffer)) else None
             x_next = losses.differentiable_langevin_step(energy, x_before, step_size=kl_step_size,
                                                          generator=generator)
-            kl = losses.frozen_energy(energy, x_next).mean()
-            if entropy_weight > 0:
-                kl = kl - entropy_weight * losses.nn_entropy(x_next, reference)
+            kl = losses.kl_from_step(energy, x_next, entropy_weight=entropy_weight, reference=reference)
             x_model = x_next.detach()
         else:
             x_model = x_before
 
         e_pos = check_energy(energy, x_pos, allow_nonfinite=True)        # (batch_size,)
         e_neg = check_energy(energy, x_model, allow_nonfinite=True)      # (n_chains,)
-        loss = e_pos.mean() - e_neg.mean()
-        if alpha > 0:
-            loss = loss + alpha * (e_pos.square().mean() + e_neg.square().mean())
+        loss = losses.cd_from_energies(e_pos, e_neg, alpha)
         if kl is not None:
             loss = loss + kl_weight * kl
         stats = torch.stack([loss.detach(), e_pos.detach().mean(), e_neg.detach().mean(),
