@@ -4,8 +4,13 @@
   reference environment of tools/reference_env.py (the one tools/execute.py
   used to write the committed outputs) is forced here.
 * The sanitize file named in pytest.ini is found from any working directory.
+* nbval compares outputs by the rules of tools/nbcompare.py: numbers masked in
+  cells tagged ``nbval-mask-numbers``, and in every cell off the reference platform.
 * Tests marked `gpu` are skipped when CUDA is not available.
-* At the end of the session, a table gives each notebook's execution time.
+* At the end of the session, a table gives each notebook's cells (compared exactly,
+  with numbers masked, not compared) and its execution time, in seconds of this
+  machine and normalized to the machine that wrote the outputs (tools/calibrate.py).
+  The budgets of DESIGN.md apply to the normalized seconds.
 """
 
 from __future__ import annotations
@@ -13,24 +18,50 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+import nbformat
 import pytest
 
-from tools import reference_env
+from tools import calibrate, nbcompare, reference_env
 
-# Per-notebook budget on one core of the reference machine (see DESIGN.md)
+# Budgets on one core of the machine that wrote the outputs (see DESIGN.md)
 NOTEBOOK_BUDGET_S = 180
+BOOK_BUDGET_S = 20 * 60
 
 # Applied as soon as this file is imported, which is before tests/conftest.py
 # imports torch: OpenMP reads its thread count once, when torch loads it.
 reference_env.apply()
+REFERENCE_PLATFORM = reference_env.is_reference_platform()
 
 _notebook_seconds: dict[str, float] = defaultdict(float)
 _notebook_cells: dict[str, set[str]] = defaultdict(set)
 
 
+def _mask_numbers_in_nbval():
+    """Make nbval's per-string sanitizer mask numbers where tools/nbcompare.py says so.
+
+    nbval applies ``IPyNbCell.sanitize`` to the committed and to the fresh outputs
+    of a cell before comparing them, and has no per-cell hook of its own.
+    """
+    from nbval.plugin import IPyNbCell
+
+    if getattr(IPyNbCell.sanitize, "_ebmbook", False):
+        return
+    plain = IPyNbCell.sanitize
+
+    def sanitize(self, s):
+        s = plain(self, s)
+        if isinstance(s, str) and nbcompare.is_masked(self.cell, REFERENCE_PLATFORM):
+            s = nbcompare.mask_numbers(s)
+        return s
+
+    sanitize._ebmbook = True
+    IPyNbCell.sanitize = sanitize
+
+
 def pytest_configure(config):
     # Again here, in case something imported earlier changed os.environ
     reference_env.apply()
+    _mask_numbers_in_nbval()
 
     # nbval opens --nbval-sanitize-with relative to the working directory;
     # the file lives next to pytest.ini
@@ -67,11 +98,28 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not _notebook_seconds or hasattr(config, "workerinput"):
         return
     write = terminalreporter.write_line
-    terminalreporter.section("notebook execution times")
+    terminalreporter.section("notebook cells and execution times")
+    write("notebook outputs: " + reference_env.describe())
+    try:
+        here = calibrate.measure_in_reference_env()
+        factor = calibrate.factor(here)
+        write(f"calibration workload: {here:.2f} s here, {calibrate.REFERENCE_SECONDS:.2f} s on "
+              f"the machine that wrote the outputs ({calibrate.REFERENCE_MACHINE}): "
+              f"normalized = seconds here x {factor:.2f}")
+    except Exception as error:  # noqa: BLE001 - the report must not fail the run
+        factor = None
+        write(f"calibration workload failed ({error}); times are not normalized")
     width = max(len("total (core-seconds)"), *map(len, _notebook_seconds))
-    write(f"{'notebook':<{width}}  {'cells':>5}  {'seconds':>8}")
+    write(f"{'notebook':<{width}}  {'exact':>5}  {'masked':>6}  {'not compared':>12}  "
+          f"{'seconds':>8}  {'normalized':>10}")
     for path, seconds in sorted(_notebook_seconds.items(), key=lambda kv: -kv[1]):
-        note = f"  over the {NOTEBOOK_BUDGET_S} s budget" if seconds > NOTEBOOK_BUDGET_S else ""
-        write(f"{path:<{width}}  {len(_notebook_cells[path]):>5}  {seconds:>8.1f}{note}")
+        nb = nbformat.read(config.rootpath / path, as_version=4)
+        n = nbcompare.counts([c for c in nb.cells if c.cell_type == "code"], REFERENCE_PLATFORM)
+        normalized = seconds * factor if factor else float("nan")
+        note = f"  over the {NOTEBOOK_BUDGET_S} s budget" if factor and normalized > NOTEBOOK_BUDGET_S else ""
+        write(f"{path:<{width}}  {n['exact']:>5}  {n['masked']:>6}  {n['not compared']:>12}  "
+              f"{seconds:>8.1f}  {normalized:>10.1f}{note}")
     total = sum(_notebook_seconds.values())
-    write(f"{'total (core-seconds)':<{width}}  {sum(map(len, _notebook_cells.values())):>5}  {total:>8.1f}")
+    normalized = total * factor if factor else float("nan")
+    note = f"  over the {BOOK_BUDGET_S} s budget" if factor and normalized > BOOK_BUDGET_S else ""
+    write(f"{'total (core-seconds)':<{width}}  {'':>5}  {'':>6}  {'':>12}  {total:>8.1f}  {normalized:>10.1f}{note}")

@@ -157,7 +157,10 @@ def test_install_cell_installs_the_release_and_nothing_else(fresh):
     assert code != 0 and "No module named 'ebmbook'" in out, f"the fresh environment should lack only ebmbook:\n{out}"
     assert _installed(site) == set(), f"the fresh environment already has {_installed(site)}"
     bootstrap, setup = _cells()
-    cell = _local_cell(bootstrap, repo.as_uri(), _can_build_offline())
+    # file://localhost/... rather than file:///...: pip before 23.3 (the pip that Python 3.11's
+    # venv installs) takes "name @ git+file:///..." for a path and refuses it
+    local_url = repo.as_uri().replace("file://", "file://localhost", 1)
+    cell = _local_cell(bootstrap, local_url, _can_build_offline())
     script = tmp / "first_cells.ipy"
     script.write_text(cell + "\nprint('--- setup cell ---')\n" + setup + "\n"
                       "print('ebmbook from', ebmbook.__file__)\n", encoding="utf-8")

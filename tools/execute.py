@@ -21,11 +21,17 @@ What it does to each notebook, in order:
 5. writes the notebook back and prints the wall time.
 
 With ``--check-determinism`` the notebook is then executed a second time, in a
-scratch copy, and every code cell whose compared outputs differ between the two
-runs is listed (the comparison is nbval's: text outputs after the sanitizers in
-``nbval_sanitize.cfg``; images and widget ids are left out; cells tagged
-``nbval-ignore-output`` or ``nbval-skip`` are not compared). The exit status is
-then 1, as it is when a cell raises.
+scratch copy, and every code cell whose outputs differ between the two runs is
+listed, compared text for text (after the sanitizers of ``nbval_sanitize.cfg``;
+images and widget ids are left out; cells tagged ``nbval-ignore-output`` or
+``nbval-skip`` are not compared): on one machine even a trained number must repeat.
+
+With ``--check`` nothing is written: each notebook is executed in a scratch copy and
+compared with its committed outputs under the rules of the tests
+(tools/nbcompare.py: numbers masked in cells tagged ``nbval-mask-numbers``, and in
+every cell off the reference platform), so an author sees locally what CI will see.
+
+The exit status is 1 when a cell raises or a check finds differences.
 """
 
 from __future__ import annotations
@@ -50,13 +56,11 @@ from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError  # noqa: E402
 from nbformat.v4.nbbase import random_cell_id  # noqa: E402
 
-from tools import reference_env  # noqa: E402
+from tools import nbcompare, reference_env  # noqa: E402
 
 BOOTSTRAP_TAG = "remove-cell"
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 TIMEOUT_S = 600
-SANITIZE_FILE = ROOT / "nbval_sanitize.cfg"
-IGNORE_TAGS = {"nbval-ignore-output", "nbval-skip"}
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # What nbval leaves out of its comparison, plus every image type
 SKIPPED_KEYS = {
@@ -197,11 +201,16 @@ def prepare(nb, root: Path = ROOT):
 # ---------------------------------------------------------------- execution
 
 
-def run(nb, cwd: Path):
-    """Execute nb in memory in a fresh python3 kernel started in cwd; returns nb."""
+def run(nb, cwd: Path, allow_errors: bool = False):
+    """Execute nb in memory in a fresh python3 kernel started in cwd; returns nb.
+
+    With allow_errors, a cell that raises is recorded as an error output and the
+    following cells still run.
+    """
     client = NotebookClient(
         nb,
         timeout=TIMEOUT_S,
+        allow_errors=allow_errors,
         kernel_name=KERNELSPEC["name"],
         store_widget_state=True,
         record_timing=False,
@@ -257,14 +266,7 @@ def execute(path: Path, root: Path = ROOT) -> float:
 # ---------------------------------------------------------------- determinism
 
 
-def load_sanitizers(path: Path = SANITIZE_FILE) -> list[tuple[str, str]]:
-    """The (regex, replacement) pairs of an nbval sanitize file."""
-    if not path.exists():
-        return []
-    return re.findall(r"^regex: (.*)$\n^replace: (.*)$", path.read_text(encoding="utf-8"), flags=re.M)
-
-
-def compared_outputs(cell, sanitizers) -> list[str]:
+def compared_outputs(cell, sanitizers, masked: bool = False) -> list[str]:
     """What nbval compares in a code cell, as one line per (key, value)."""
     def clean(value):
         if isinstance(value, list):
@@ -272,7 +274,7 @@ def compared_outputs(cell, sanitizers) -> list[str]:
         value = str(value)
         for regex, replacement in sanitizers:
             value = re.sub(regex, replacement, value)
-        return value
+        return nbcompare.mask_numbers(value) if masked else value
 
     lines = []
     for out in cell.get("outputs", []):
@@ -289,36 +291,41 @@ def compared_outputs(cell, sanitizers) -> list[str]:
     return lines
 
 
-def differing_cells(first, second, sanitizers) -> list[tuple[int, str]]:
-    """(code-cell index, diff) for every compared cell whose outputs differ."""
+def differing_cells(first, second, sanitizers, reference_platform: bool | None = None) -> list[tuple[int, str]]:
+    """(code-cell index, diff) for every compared cell whose outputs differ.
+
+    With reference_platform None every compared cell is compared text for text;
+    otherwise numbers are masked where tools/nbcompare.py masks them on such a platform.
+    """
     found = []
     for i, (a, b) in enumerate(zip(code_cells(first), code_cells(second))):
-        if IGNORE_TAGS & set(a.metadata.get("tags", [])):
+        if not nbcompare.is_compared(a):
             continue
-        out_a, out_b = compared_outputs(a, sanitizers), compared_outputs(b, sanitizers)
+        masked = reference_platform is not None and nbcompare.is_masked(a, reference_platform)
+        out_a, out_b = compared_outputs(a, sanitizers, masked), compared_outputs(b, sanitizers, masked)
         if out_a != out_b:
             diff = difflib.unified_diff(
                 "\n".join(out_a).splitlines(), "\n".join(out_b).splitlines(),
-                "first run", "second run", lineterm="", n=1,
+                "first", "second", lineterm="", n=1,
             )
             found.append((i, "\n".join(diff)))
     return found
 
 
-def check_determinism(path: Path) -> bool:
-    """Run the just-executed notebook again in a scratch copy; report differing cells."""
+def rerun_and_compare(path: Path, reference_platform: bool | None, what: str) -> bool:
+    """Execute the notebook at path again in a scratch copy and report the cells that differ."""
     first = nbformat.read(path, as_version=4)
     second = copy.deepcopy(first)
     start = time.perf_counter()
     run(second, cwd=path.parent)
     elapsed = time.perf_counter() - start
-    scratch = Path(tempfile.mkdtemp(prefix="ebmbook-second-run-")) / path.name
+    scratch = Path(tempfile.mkdtemp(prefix="ebmbook-rerun-")) / path.name
     nbformat.write(second, scratch)
-    problems = differing_cells(first, second, load_sanitizers())
+    problems = differing_cells(first, second, nbcompare.load_sanitizers(), reference_platform)
     if not problems:
-        print(f"  second run identical ({elapsed:.1f} s)")
+        print(f"  {what}: no differences ({elapsed:.1f} s)")
         return True
-    print(f"  {len(problems)} code cell(s) differ between two runs (second run: {scratch}):")
+    print(f"  {what}: {len(problems)} code cell(s) differ (the new run: {scratch}):")
     for index, diff in problems:
         print(f"  --- code cell {index} (nbval 'Cell {index}')")
         print("      " + diff.replace("\n", "\n      "))
@@ -332,8 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
                         help="notebooks to execute (default: every notebook in _toc.yml)")
-    parser.add_argument("--check-determinism", action="store_true",
-                        help="execute a second time and list the cells whose outputs differ")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--check-determinism", action="store_true",
+                      help="execute, then execute a second time and list the cells whose outputs differ")
+    mode.add_argument("--check", action="store_true",
+                      help="write nothing: re-execute and compare with the committed outputs as the tests do")
     args = parser.parse_args(argv)
 
     paths = [p.resolve() for p in args.notebooks] or toc_notebooks()
@@ -342,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     env = reference_env.apply()
     print("reference environment: " + " ".join(f"{k}={v}" for k, v in env.items()))
+    if args.check:
+        print("outputs: " + reference_env.describe())
 
     status, total = 0, 0.0
     for path in paths:
@@ -350,8 +362,12 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-        print(f"{shown}: executing ...", flush=True)
+        print(f"{shown}: {'checking' if args.check else 'executing'} ...", flush=True)
         try:
+            if args.check:
+                ok = rerun_and_compare(path, reference_env.is_reference_platform(), "against the committed outputs")
+                status |= 0 if ok else 1
+                continue
             elapsed = execute(path)
         except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
             print(f"{shown}: FAILED, the notebook was left unchanged\n{error}")
@@ -359,9 +375,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         total += elapsed
         print(f"{shown}: {elapsed:.1f} s")
-        if args.check_determinism and not check_determinism(path):
+        if args.check_determinism and not rerun_and_compare(path, None, "second run"):
             status = 1
-    print(f"total: {total:.1f} s")
+    if not args.check:
+        print(f"total: {total:.1f} s")
     return status
 
 
