@@ -1,11 +1,16 @@
-"""A replay buffer: where short-run chains start, and where they are put back.
+"""Chain starts that live across training iterations: a replay buffer, persistent chains.
 
-Short-run training (Du & Mordatch 2019) starts each iteration's chains mostly from the end
-points of earlier chains, kept in a buffer, and a small fraction (5% by default) from fresh
-noise, so that new modes can still be found. After the chains have run, their end points are
-pushed back, overwriting the oldest entries once the buffer is full.
+Each training iteration asks its starts for n starting points with ``sample(n, generator=...)``
+and, after the sampler has run, gives the end points back with ``push(x)``:
 
-The buffer holds state across training iterations; the loop over sampler steps still lives in
+* :class:`ReplayBuffer` (short-run training, Du & Mordatch 2019): most chains start at the end
+  points of earlier chains, drawn at random from the buffer, and a small fraction (5% by
+  default) from fresh uniform noise, so that new modes can still be found;
+* :class:`PersistentChains` (persistent CD, Tieleman 2008): a buffer without noise that gives
+  back every chain where it stopped, so each chain simply continues.
+
+CD-k needs no object: its chains start at the data batch (``starts=None`` in
+:func:`ebmbook.training.train`). The loop over sampler steps still lives in
 :func:`ebmbook.samplers.run_chain`.
 
 See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
@@ -19,9 +24,10 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ._contracts import count, fraction, memory, number, points
 from .device import check_generator
 
-__all__ = ["ReplayBuffer"]
+__all__ = ["ReplayBuffer", "PersistentChains"]
 
 
 class ReplayBuffer:
@@ -39,29 +45,24 @@ class ReplayBuffer:
         reinit_fraction: ρ in [0, 1], the fraction of each sample drawn fresh from noise.
         device, dtype: where and how the points are stored.
 
-    See chapter: "Training by contrastive divergence".
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
 
     def __init__(self, capacity: int, event_shape: Sequence[int], *, low: float = -1.0, high: float = 1.0,
                  reinit_fraction: float = 0.05, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32):
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be an int ≥ 1, got {capacity!r}")
-        event_shape = tuple(event_shape)
-        if not event_shape or any(not isinstance(s, int) or s < 1 for s in event_shape):
+        self.capacity = count(capacity, "capacity")
+        self.event_shape = tuple(event_shape)
+        if not self.event_shape or any(isinstance(s, bool) or not isinstance(s, int) or s < 1
+                                       for s in self.event_shape):
             raise ValueError(f"event_shape must be a non-empty tuple of positive ints, got {event_shape!r}")
-        if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise ValueError(f"need finite low < high for the noise box, got low={low}, high={high}")
-        if isinstance(reinit_fraction, bool) or not isinstance(reinit_fraction, (int, float)) \
-                or not 0 <= reinit_fraction <= 1:
-            raise ValueError(f"reinit_fraction must be a number in [0, 1], got {reinit_fraction!r}")
-        self.capacity = capacity
-        self.event_shape = event_shape
-        self.low, self.high = float(low), float(high)
-        self.reinit_fraction = float(reinit_fraction)
-        self.device = torch.device(device)
-        self.dtype = dtype
-        self.data = torch.empty((capacity, *event_shape), device=self.device, dtype=dtype)  # (capacity, *event_shape)
+        self.low = number(low, "low", low=-math.inf)
+        self.high = number(high, "high", low=self.low, advice="the noise box needs low < high")
+        self.reinit_fraction = fraction(reinit_fraction, "reinit_fraction")
+        self.device, self.dtype = torch.device(device), dtype
+        memory(capacity * math.prod(self.event_shape), dtype, "the buffer")
+        # (capacity, *event_shape)
+        self.data = torch.empty((capacity, *self.event_shape), device=self.device, dtype=dtype)
         self.size = 0                                # filled rows
         self._next = 0                               # the row the next push writes first
 
@@ -86,8 +87,7 @@ class ReplayBuffer:
         Returns:
             Points, shape (n, *event_shape), a copy (changing them leaves the buffer alone).
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be an int ≥ 1, got {n!r}")
+        n = count(n, "n")
         check_generator(generator, self.device)
         n_noise = n if self.size == 0 else round(self.reinit_fraction * n)
         x = self.noise(n_noise, generator=generator)                      # (n_noise, *event_shape)
@@ -102,20 +102,50 @@ class ReplayBuffer:
         Args:
             x: points, shape (m, *event_shape), on the buffer's device; if m exceeds the
                 capacity only the last ``capacity`` rows are kept.
+
+        Raises:
+            FloatingPointError: x holds inf or NaN (the chains diverged).
         """
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() < 1 or tuple(x.shape[1:]) != self.event_shape:
-            raise ValueError(f"x must have shape (m, *{self.event_shape}), got {tuple(x.shape)}")
-        if x.device != self.device:
-            raise ValueError(f"x is on {x.device} but the buffer on {self.device}; "
-                             "make the buffer with device=x.device")
+        points(x, "x")
+        if tuple(x.shape[1:]) != self.event_shape or x.device != self.device:
+            raise ValueError(f"x must have shape (m, *{self.event_shape}) on {self.device}, got "
+                             f"{tuple(x.shape)} on {x.device}; make the buffer with x's event shape and device")
         if not bool(torch.isfinite(x).all()):
             raise FloatingPointError("refusing to store non-finite points: the chains diverged; "
                                      "use a smaller sampler step_size")
         x = x.detach()[-self.capacity:].to(self.dtype)
-        m = x.shape[0]
-        rows = (self._next + torch.arange(m, device=self.device)) % self.capacity
+        rows = (self._next + torch.arange(x.shape[0], device=self.device)) % self.capacity
         self.data[rows] = x
-        self._next = (self._next + m) % self.capacity
-        self.size = min(self.capacity, self.size + m)
+        self._next = (self._next + x.shape[0]) % self.capacity
+        self.size = min(self.capacity, self.size + x.shape[0])
+
+
+class PersistentChains(ReplayBuffer):
+    """Persistent chains: a buffer without noise that gives back every chain where it stopped.
+
+        sample(n) = (x₁, …, xₙ), the n chains in order,   push(x): the chains now stand at x
+
+    Args:
+        x0: where the n chains start, shape (n, *event_shape), e.g. n random data points
+            ``x_data[torch.randint(len(x_data), (n,), generator=gen)]`` (persistent CD).
+
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
+    """
+
+    def __init__(self, x0: Tensor):
+        points(x0, "x0")
+        super().__init__(x0.shape[0], x0.shape[1:], reinit_fraction=0.0, device=x0.device, dtype=x0.dtype)
+        self.push(x0)
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """All n chains, shape (n, *event_shape), a copy; draws nothing from ``generator``."""
+        if n != self.capacity:
+            raise ValueError(f"these are {self.capacity} persistent chains, so n must be {self.capacity}, "
+                             f"got {n!r}; make PersistentChains with {n!r} starting points for {n!r} chains")
+        return self.data.clone()
+
+    def push(self, x: Tensor) -> None:
+        """Move the chains to x, shape (n, *event_shape): one row per chain, in order."""
+        if isinstance(x, Tensor) and x.shape[:1] != (self.capacity,):
+            raise ValueError(f"push all {self.capacity} chains at once, got {tuple(x.shape)}")
+        super().push(x)

@@ -1,4 +1,5 @@
-"""Replay buffer: reinitialization fraction, capacity and FIFO order, generator control, errors."""
+"""Chain starts: the replay buffer (reinitialization fraction, capacity and FIFO order, generator control) and
+persistent chains (every chain back, in order, no draws); errors."""
 
 import pytest
 import torch
@@ -6,6 +7,7 @@ import torch
 import ebmbook as eb
 
 ReplayBuffer = eb.buffers.ReplayBuffer
+PersistentChains = eb.buffers.PersistentChains
 
 
 def test_empty_buffer_gives_noise_in_the_box(gen):
@@ -53,15 +55,46 @@ def test_sample_is_a_copy_and_generator_driven():
     assert not torch.equal(buf.sample(40, generator=eb.make_generator(5)), a)
 
 
+def test_persistent_chains_continue_where_they_stopped(gen):
+    x0 = torch.randn(6, 1, 2, 2, generator=gen, dtype=torch.float64)
+    chains = PersistentChains(x0)
+    assert len(chains) == 6 and chains.event_shape == (1, 2, 2) and chains.dtype == torch.float64
+    before = gen.get_state()
+    a = chains.sample(6, generator=gen)
+    assert torch.equal(a, x0) and torch.equal(gen.get_state(), before)   # every chain, in order, no draws
+    a.add_(1.0)                                                          # a copy: the chains stay put
+    assert torch.equal(chains.sample(6, generator=gen), x0)
+    moved = x0 + torch.arange(6.0, dtype=torch.float64).view(6, 1, 1, 1)
+    chains.push(moved)
+    chains.push(moved + 1)                                               # each push replaces all chains
+    assert torch.equal(chains.sample(6, generator=gen), moved + 1) and len(chains) == 6
+    x0.add_(5.0)                                                         # the start was copied too
+    assert torch.equal(chains.sample(6, generator=gen), moved + 1)
+
+
 @pytest.mark.parametrize("call, error, words", [
     (lambda: ReplayBuffer(0, (2,)), ValueError, "capacity"),
+    (lambda: ReplayBuffer(True, (2,)), ValueError, "capacity"),
     (lambda: ReplayBuffer(10, (2,), reinit_fraction=1.5), ValueError, "reinit_fraction"),
     (lambda: ReplayBuffer(10, (2,), low=1.0, high=-1.0), ValueError, "low < high"),
+    (lambda: ReplayBuffer(10, (2,), low=float("-inf")), ValueError, "low"),
     (lambda: ReplayBuffer(10, ()), ValueError, "event_shape"),
+    (lambda: ReplayBuffer(10, (2, 0)), ValueError, "event_shape"),
+    (lambda: ReplayBuffer(10**9, (1, 28, 28)), ValueError, "GiB"),
     (lambda: ReplayBuffer(10, (2,)).push(torch.zeros(3, 3)), ValueError, "shape"),
+    (lambda: ReplayBuffer(10, (2,)).push(torch.zeros(0, 2)), ValueError, "empty"),
+    (lambda: ReplayBuffer(10, (2,)).push(torch.zeros(3, 2, dtype=torch.long)), TypeError, "floating point"),
     (lambda: ReplayBuffer(10, (2,)).push(torch.full((3, 2), float("nan"))), FloatingPointError, "step_size"),
     (lambda: ReplayBuffer(10, (2,)).sample(0, generator=eb.make_generator(0)), ValueError, "n must be"),
     (lambda: ReplayBuffer(10, (2,)).sample(4, generator=None), TypeError, "make_generator"),
+    (lambda: PersistentChains(torch.zeros(0, 2)), ValueError, "empty"),
+    (lambda: PersistentChains(torch.zeros(4, 2, dtype=torch.long)), TypeError, "floating point"),
+    (lambda: PersistentChains(torch.zeros(4)), ValueError, "shape"),
+    (lambda: PersistentChains(torch.full((4, 2), float("inf"))), FloatingPointError, "diverged"),
+    (lambda: PersistentChains(torch.zeros(4, 2)).sample(8, generator=eb.make_generator(0)), ValueError,
+     "4 persistent chains"),
+    (lambda: PersistentChains(torch.zeros(4, 2)).push(torch.zeros(3, 2)), ValueError, "all 4 chains"),
+    (lambda: PersistentChains(torch.zeros(4, 2)).push(torch.zeros(4, 3)), ValueError, "shape"),
 ])
 def test_bad_inputs_raise_clear_errors(call, error, words):
     with pytest.raises(error, match=words):
