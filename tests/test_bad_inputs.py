@@ -37,7 +37,7 @@ CASES = [
     ("samples of wrong dimension for a KL", lambda: eb.grid.kl_from_samples(torch.zeros(5, 3), eb.energies.banana, GRID), ValueError, "(n, 2)"),
     ("not a generator", lambda: eb.data.two_moons(10, generator=0), TypeError, "make_generator"),
     ("generator on another device", lambda: eb.grid.kl_floor(eb.energies.banana, GRID, 10, generator=_MetaGenerator()), (TypeError, ValueError), "make_generator"),
-    ("non-positive sample count", lambda: eb.data.rings(0, generator=eb.make_generator(0)), ValueError, "positive int"),
+    ("non-positive sample count", lambda: eb.data.banana(0, generator=eb.make_generator(0)), ValueError, "positive int"),
     ("negative seed", lambda: eb.make_generator(-1), ValueError, "non-negative"),
     ("both covariance and precision", lambda: eb.energies.gaussian(torch.zeros(2, 2), torch.zeros(2), covariance=torch.eye(2), precision=torch.eye(2)), ValueError, "exactly one"),
     ("mixture weights not summing to one", lambda: eb.energies.gaussian_mixture(torch.zeros(3, 2), torch.zeros(2, 2), 1.0, torch.tensor([0.5, 0.6])), ValueError, "sum to 1"),
