@@ -136,7 +136,7 @@ def digits_split(n_test: int = 360, *, device: torch.device | str = "cpu",
     images = torch.as_tensor(bunch.images, dtype=floating(dtype), device=device)[:, None] / 8 - 1  # (1797, 1, 8, 8)
     labels = torch.as_tensor(bunch.target, device=device)
     n = images.shape[0]
-    if isinstance(n_test, bool) or not isinstance(n_test, int) or not 1 <= n_test < n:
-        raise ValueError(f"n_test must be an int with 1 ≤ n_test < {n}, got {n_test!r}")
+    if count(n_test, "n_test") >= n:
+        raise ValueError(f"n_test must be < {n}, the number of images, got {n_test!r}; leave some for training")
     cut = n - n_test
     return DigitsSplit(images[:cut], labels[:cut], images[cut:], labels[cut:])

@@ -86,14 +86,14 @@ def value_and_grad(energy: Energy, x: Tensor, *, create_graph: bool = False) -> 
         [p for p in energy.parameters() if p.requires_grad]
     try:
         for p in tracked:
-            p.requires_grad_(False)
+            p.requires_grad = False
         with torch.enable_grad():
             x_in = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
             e = evaluate(energy, x_in, allow_nonfinite=True)
             (g,) = torch.autograd.grad(e.sum(), x_in, create_graph=create_graph)
     finally:
         for p in tracked:
-            p.requires_grad_(True)
+            p.requires_grad = True
     if not create_graph:
         e, g = e.detach(), g.detach()
     return e, g
@@ -173,9 +173,9 @@ def gaussian_log_partition(*, covariance: Tensor | None = None, precision: Tenso
     """
     positive(temperature, "temperature")
     m = _matrix(covariance, precision, torch.float64)
-    sign, logdet = torch.linalg.slogdet(m)
-    if sign <= 0:
-        raise ValueError("the matrix must be positive definite")
+    if torch.linalg.cholesky_ex(m).info != 0:
+        raise ValueError(f"covariance/precision must be symmetric positive definite, got {m.tolist()}")
+    _, logdet = torch.linalg.slogdet(m)
     logdet_cov = logdet if precision is None else -logdet
     return 0.5 * m.shape[0] * math.log(2 * math.pi * temperature) + 0.5 * logdet_cov
 

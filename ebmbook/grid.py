@@ -315,7 +315,7 @@ def nll(energy: Energy, x: Tensor, grid: Grid, *, temperature: float = 1.0,
     Raises:
         ValueError: some points lie outside the box (their density is zero there).
 
-    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
     _, inside = _cell_index(x, grid, "x")
     if not inside.all():

@@ -117,3 +117,104 @@ def test_mlp_energy_generator_makes_initialization_reproducible():
     assert w.abs().max() <= bound and w.abs().max() > 0.5 * bound
     with pytest.raises(TypeError, match="make_generator"):
         eb.nets.MLPEnergy(2, generator=0)
+
+
+class _Recorder(eb.nets.MLPEnergy):
+    """An MLP that records whether its parameters require gradients when it is called."""
+
+    seen: list
+
+    def forward(self, x):
+        self.seen.append([p.requires_grad for p in self.parameters()])
+        if getattr(self, "fail", False):
+            raise RuntimeError("boom")
+        return super().forward(x)
+
+
+def _recorder():
+    net = _Recorder(2, hidden=(8,), generator=eb.make_generator(0))
+    net.seen = []
+    return net
+
+
+def test_value_and_grad_stops_tracking_parameters_during_the_call_only(gen):
+    net = _recorder()
+    x = torch.randn(5, 2, generator=gen)
+    e, g = eb.energies.value_and_grad(net, x)
+    assert net.seen == [[False] * 4]                                   # switched off inside
+    assert all(p.requires_grad for p in net.parameters())              # and restored
+    assert not e.requires_grad and not g.requires_grad
+    with torch.no_grad():
+        torch.testing.assert_close(e, net(x))
+
+
+def test_value_and_grad_restores_parameters_after_an_error(gen):
+    net = _recorder()
+    net.fail = True
+    with pytest.raises(RuntimeError, match="boom"):
+        eb.energies.value_and_grad(net, torch.randn(5, 2, generator=gen))
+    assert all(p.requires_grad for p in net.parameters())
+
+
+def test_value_and_grad_keeps_frozen_parameters_frozen(gen):
+    net = _recorder()
+    net.net[0].weight.requires_grad_(False)
+    eb.energies.value_and_grad(net, torch.randn(5, 2, generator=gen))
+    assert [p.requires_grad for p in net.parameters()] == [False, True, True, True]
+
+
+def test_create_graph_keeps_parameters_tracked(gen):
+    """The KL term differentiates through a step: with create_graph the parameters stay in the graph."""
+    net = _recorder()
+    x = torch.randn(5, 2, generator=gen)
+    e, g = eb.energies.value_and_grad(net, x, create_graph=True)
+    assert net.seen == [[True] * 4]
+    grads = torch.autograd.grad(e.sum() + g.square().sum(), list(net.parameters()))
+    assert all(torch.isfinite(t).all() for t in grads)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda g: eb.nets.MLPEnergy(2, hidden=(8,), generator=g), (6, 2)),
+    (lambda g: eb.nets.ConvEnergy(4, generator=g), (6, 1, 8, 8)),
+])
+def test_nets_follow_the_dtype_rule(make, shape):
+    """A net computes in its parameters' dtype and returns energies in the input's dtype."""
+    net = make(eb.make_generator(0))
+    x = torch.randn(shape, generator=eb.make_generator(1), dtype=torch.float64)
+    e = net(x)
+    assert e.dtype == torch.float64 and next(net.parameters()).dtype == torch.float32
+    torch.testing.assert_close(e, net(x.float()).double(), rtol=0, atol=0)
+    e64 = net.double()(x)                                              # converted: computes in float64
+    assert e64.dtype == torch.float64 and torch.allclose(e64, e, atol=1e-5)
+    with pytest.raises(TypeError, match="floating point"):
+        net(x.long())
+
+
+def test_spectral_norm_uses_the_public_parametrization_and_leaves_the_global_state_alone():
+    before = torch.get_rng_state()
+    net = eb.nets.MLPEnergy(2, hidden=(16, 16), spectral_norm=True, generator=eb.make_generator(0))
+    assert torch.equal(before, torch.get_rng_state())
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 3 and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in linears)
+    x = torch.randn(4, 2, generator=eb.make_generator(1))
+    for _ in range(200):                                               # training mode: one iteration per call
+        net(x)
+    net.eval()
+    for m in linears:                                                  # every weight has spectral norm 1
+        assert abs(torch.linalg.matrix_norm(m.weight.detach(), ord=2).item() - 1) < 1e-3
+
+
+def test_spectral_norm_matches_pytorchs_power_iteration():
+    """The same computation as torch.nn.utils.parametrizations.spectral_norm, from the same start vectors."""
+    ours = eb.nets.MLPEnergy(3, hidden=(8,), spectral_norm=True, generator=eb.make_generator(0))
+    layer = ours.net[0]
+    theirs = torch.nn.Linear(3, 8)
+    with torch.no_grad():
+        theirs.weight.copy_(layer.parametrizations.weight.original)
+    theirs = torch.nn.utils.parametrizations.spectral_norm(theirs, n_power_iterations=1)
+    sn, mine = theirs.parametrizations.weight[0], layer.parametrizations.weight[0]
+    with torch.no_grad():
+        sn._u.copy_(mine._u)
+        sn._v.copy_(mine._v)
+    for _ in range(3):                                                 # training mode: both iterate once per call
+        torch.testing.assert_close(layer.weight, theirs.weight, rtol=1e-6, atol=1e-7)

@@ -163,3 +163,17 @@ def test_grid_follows_dtype(dtype):
     g = eb.grid.make_grid(-1, 1, 4, dim=1, dtype=dtype)
     assert g.points.dtype == dtype
     assert eb.grid.density(lambda x: x[:, 0] ** 2, g).dtype == torch.float64
+
+
+def test_kl_from_samples_pools_a_trajectory(bins2d):
+    x = eb.data.banana(2000, generator=eb.make_generator(0))
+    flat = eb.grid.kl_from_samples(x, eb.energies.banana, bins2d)
+    assert flat == eb.grid.kl_from_samples(x.view(4, 500, 2), eb.energies.banana, bins2d)
+
+
+def test_grid_memory_is_estimated_before_allocating():
+    """A typo of 10⁵ cells per side is refused at once instead of allocating 75 GiB."""
+    with pytest.raises(ValueError, match="GiB"):
+        eb.grid.make_grid(-1, 1, 100_000, dim=2)
+    with pytest.raises(ValueError, match="GiB"):
+        eb.grid.bin_masses(eb.energies.banana, eb.grid.make_grid(-1, 1, 4000, dim=2), refine=16)
