@@ -33,10 +33,11 @@ Notation (math ↔ code):
 The sign convention: lower energy is more probable, p(x) = exp(−E(x)/T) / Z.
 """
 
-from . import buffers, checks, data, device, energies, grid, losses, nets, plotting, samplers, training
+from . import (buffers, checks, data, device, diagnostics, energies, grid, losses, nets, plotting, samplers,
+               tempering, training)
 from .device import make_generator, pick_device
 
 __version__ = "0.1.0"
 
-__all__ = ["device", "data", "energies", "nets", "samplers", "buffers", "losses", "training",
-           "grid", "plotting", "checks", "pick_device", "make_generator"]
+__all__ = ["device", "data", "energies", "nets", "samplers", "tempering", "diagnostics", "buffers", "losses",
+           "training", "grid", "plotting", "checks", "pick_device", "make_generator"]
