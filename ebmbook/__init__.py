@@ -1,17 +1,20 @@
 """ebmbook: the small PyTorch package behind the executable textbook of energy-based models.
 
-One concept per module::
+One concept per module, in the direction of the data flow (no module imports a later one)::
 
-    device      pick_device(), make_generator()
-    energies    the energy contract, analytic and learnable energies, gradients
-    data        2-D toy data and 8x8 digits, no downloads
-    grid        exact normalization on 1-D/2-D grids: log Z, density, KL, NLL, entropy
-    plotting    Axes-in / Axes-out figures
-    samplers    transition steps, the chain driver, sampler diagnostics
-    losses      training objectives: contrastive divergence, the KL and entropy terms
-    buffers     the replay buffer of short-run chains
-    training    the contrastive-divergence training loop with divergence detection
-    checks      homework checkers
+    device         pick_device(), make_generator()
+    data           2-D toy data (and their default parameters), 8x8 digits; no downloads
+    energies       the energy contract, gradients, analytic and exact toy energies
+    nets           learnable energies (MLP, conv) and their initialization
+    samplers       ChainState, pure transition steps, the chain driver
+    tempering      annealed Langevin and parallel tempering, built on the steps
+    diagnostics    acceptance, autocorrelation, ESS, split-R̂, mode occupancy
+    buffers        chain starts: the replay buffer, persistent chains
+    losses         training objectives: contrastive divergence, the KL and entropy terms
+    training       the contrastive-divergence training loop with divergence detection
+    grid           exact normalization on 1-D/2-D grids: log Z, density, KL, NLL, entropy
+    plotting       Axes-in / Axes-out figures
+    checks         homework checkers: compare() in checks/compare.py, one file per chapter
 
 Notation (math ↔ code):
 
@@ -30,10 +33,11 @@ Notation (math ↔ code):
 The sign convention: lower energy is more probable, p(x) = exp(−E(x)/T) / Z.
 """
 
-from . import buffers, checks, data, device, energies, grid, losses, plotting, samplers, training
+from . import (buffers, checks, data, device, diagnostics, energies, grid, losses, nets, plotting, samplers,
+               tempering, training)
 from .device import make_generator, pick_device
 
 __version__ = "0.1.0"
 
-__all__ = ["buffers", "checks", "data", "device", "energies", "grid", "losses", "plotting", "samplers", "training",
-           "pick_device", "make_generator"]
+__all__ = ["device", "data", "energies", "nets", "samplers", "tempering", "diagnostics", "buffers", "losses",
+           "training", "grid", "plotting", "checks", "pick_device", "make_generator"]

@@ -9,6 +9,7 @@ the argument and the fix. Hot loops do not call these: steps trust a state that
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
@@ -19,19 +20,23 @@ MAX_BYTES = 4 * 2**30
 
 def count(value, name: str, minimum: int = 1) -> int:
     """An int ≥ minimum (bool refused)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int ≥ {minimum}, got {value!r}")
-    return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int ≥ {minimum}")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
 
 
 def number(value, name: str, *, low: float = 0.0, inclusive: bool = False, high: float = math.inf,
            advice: str = "") -> float:
-    """A finite float in (low, high] (or [low, high] with inclusive)."""
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    """A finite real number in (low, high] (or [low, high] with inclusive); numpy scalars pass."""
+    ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
           and (value >= low if inclusive else value > low) and value <= high)
     if not ok:
-        bound = f"{'≥' if inclusive else '>'} {low:g}" + (f" and ≤ {high:g}" if high < math.inf else "")
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}" + (f"; {advice}" if advice else ""))
+        if low == 0 and high == math.inf:
+            what = "a non-negative finite number" if inclusive else "a positive finite number"
+        else:
+            what = f"a finite number {'≥' if inclusive else '>'} {low:g}" + (f" and ≤ {high:g}" if high < math.inf else "")
+        raise ValueError(f"{name} must be {what}, got {value!r}" + (f"; {advice}" if advice else ""))
     return float(value)
 
 
@@ -80,6 +85,13 @@ def points(x, name: str = "x", *, dim: int | None = None, event_ndim: int | None
     if not x.is_floating_point():
         raise TypeError(f"{name} must be floating point, got {x.dtype}; use {name}.float() (or .double())")
     return x
+
+
+def floating(dtype, name: str = "dtype") -> torch.dtype:
+    """A floating-point torch dtype."""
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"{name} must be a floating-point torch dtype such as torch.float32, got {dtype!r}")
+    return dtype
 
 
 def like(a: Tensor, b: Tensor, names: tuple[str, str]) -> None:

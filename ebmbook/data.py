@@ -1,48 +1,52 @@
 """Data sets that need no download: 2-D toys drawn with a generator, and scikit-learn's 8x8 digits.
 
 Each toy sampler draws from exactly the distribution whose normalized energy has the
-same name in :mod:`ebmbook.energies`, with the same default parameters, so
-``eb.grid.entropy(eb.energies.two_moons, grid)`` is the entropy of ``eb.data.two_moons``.
-Tensors are created on the generator's device.
+same name in :mod:`ebmbook.energies`; the default parameters of both live here (the
+constants below), so ``eb.grid.entropy(eb.energies.two_moons, grid)`` is the entropy of
+``eb.data.two_moons``. Tensors are created on the generator's device.
 
-See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from sklearn.datasets import load_digits
 from torch import Tensor
 
-from . import energies
+from ._contracts import count, floating
 from .device import check_generator
 
-__all__ = ["eight_gaussians", "two_moons", "rings", "checkerboard", "banana", "digits", "DigitsSplit", "digits_split"]
+__all__ = ["eight_gaussians", "two_moons", "banana", "DigitsSplit", "digits_split"]
+
+# Defaults of the 2-D toys, shared with their exact energies in ebmbook.energies
+EIGHT_GAUSSIANS_RADIUS = 4 / math.sqrt(2)
+EIGHT_GAUSSIANS_STD = 0.5 / math.sqrt(2)
+TWO_MOONS_NOISE = 0.1
+BANANA_CURVATURE = 0.35
+BANANA_SHIFT = 1.75
+BANANA_STD = 0.25
 
 
-def _check(n: int, generator: torch.Generator) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+def _check(n: int, generator: torch.Generator, dtype: torch.dtype) -> None:
+    count(n, "n")
     check_generator(generator)
+    floating(dtype)
 
 
 def _randn(shape, generator, dtype):
     return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype)
 
 
-def _rand(shape, generator, dtype):
-    return torch.rand(shape, generator=generator, device=generator.device, dtype=dtype)
-
-
 def _randint(high, n, generator):
     return torch.randint(high, (n,), generator=generator, device=generator.device)
 
 
-def eight_gaussians(n: int, *, generator: torch.Generator, radius: float = energies.EIGHT_GAUSSIANS_RADIUS,
-                    std: float = energies.EIGHT_GAUSSIANS_STD, dtype: torch.dtype = torch.float32) -> Tensor:
+def eight_gaussians(n: int, *, generator: torch.Generator, radius: float = EIGHT_GAUSSIANS_RADIUS,
+                    std: float = EIGHT_GAUSSIANS_STD, dtype: torch.dtype = torch.float32) -> Tensor:
     """n points from eight equal Gaussians on a circle; density :func:`ebmbook.energies.eight_gaussians`.
 
     Returns:
@@ -50,13 +54,13 @@ def eight_gaussians(n: int, *, generator: torch.Generator, radius: float = energ
 
     See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
-    _check(n, generator)
+    _check(n, generator, dtype)
     k = _randint(8, n, generator).to(dtype) * (math.pi / 4)                # (n,) mode angles
     centres = radius * torch.stack([k.cos(), k.sin()], dim=1)             # (n, 2)
     return centres + std * _randn((n, 2), generator, dtype)
 
 
-def two_moons(n: int, *, generator: torch.Generator, noise: float = energies.TWO_MOONS_NOISE,
+def two_moons(n: int, *, generator: torch.Generator, noise: float = TWO_MOONS_NOISE,
               dtype: torch.dtype = torch.float32) -> Tensor:
     """n points from two interleaved noisy half circles; density :func:`ebmbook.energies.two_moons`.
 
@@ -67,78 +71,29 @@ def two_moons(n: int, *, generator: torch.Generator, noise: float = energies.TWO
 
     See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
-    _check(n, generator)
+    _check(n, generator, dtype)
     moon = _randint(2, n, generator).bool()                               # (n,)
-    t = math.pi * _rand(n, generator, dtype)
+    t = math.pi * torch.rand(n, generator=generator, device=generator.device, dtype=dtype)
     outer = torch.stack([t.cos(), t.sin()], dim=1)
     inner = torch.stack([1 - t.cos(), 0.5 - t.sin()], dim=1)
     clean = torch.where(moon[:, None], inner, outer)                      # (n, 2)
     return clean + noise * _randn((n, 2), generator, dtype)
 
 
-def rings(n: int, *, generator: torch.Generator, radii: Sequence[float] = energies.RINGS_RADII,
-          std: float = energies.RINGS_STD, dtype: torch.dtype = torch.float32) -> Tensor:
-    """n points from concentric rings of equal weight; density :func:`ebmbook.energies.rings`.
-
-    Returns:
-        Points, shape (n, 2).
-
-    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
-    """
-    _check(n, generator)
-    r = torch.as_tensor(radii, dtype=dtype, device=generator.device)[_randint(len(radii), n, generator)]
-    theta = 2 * math.pi * _rand(n, generator, dtype)
-    clean = r[:, None] * torch.stack([theta.cos(), theta.sin()], dim=1)  # (n, 2)
-    return clean + std * _randn((n, 2), generator, dtype)
-
-
-def checkerboard(n: int, *, generator: torch.Generator, std: float = energies.CHECKERBOARD_STD,
-                 dtype: torch.dtype = torch.float32) -> Tensor:
-    """n points uniform on the 8 dark squares of a 4×4 board on [−2, 2]², blurred by N(0, σ² I).
-
-    Density :func:`ebmbook.energies.checkerboard`.
-
-    Returns:
-        Points, shape (n, 2).
-
-    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
-    """
-    _check(n, generator)
-    corners = energies._checkerboard_corners(dtype, generator.device)   # (8, 2)
-    clean = corners[_randint(8, n, generator)] + _rand((n, 2), generator, dtype)
-    return clean + std * _randn((n, 2), generator, dtype)
-
-
-def banana(n: int, *, generator: torch.Generator, curvature: float = energies.BANANA_CURVATURE,
-           shift: float = energies.BANANA_SHIFT, std: float = energies.BANANA_STD,
+def banana(n: int, *, generator: torch.Generator, curvature: float = BANANA_CURVATURE,
+           shift: float = BANANA_SHIFT, std: float = BANANA_STD,
            dtype: torch.dtype = torch.float32) -> Tensor:
     """n points with x₁ ~ N(0, 1), x₂ = b x₁² − s + σ ξ; density :func:`ebmbook.energies.banana`.
 
     Returns:
         Points, shape (n, 2).
 
-    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
-    _check(n, generator)
+    _check(n, generator, dtype)
     z = _randn((n, 2), generator, dtype)
     x1 = z[:, 0]
     return torch.stack([x1, curvature * x1**2 - shift + std * z[:, 1]], dim=1)
-
-
-def digits(*, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
-    """scikit-learn's bundled 8x8 handwritten digits (1,797 images), scaled to [−1, 1].
-
-    The pixel levels 0…16 map to x = v/8 − 1. Nothing is downloaded.
-
-    Returns:
-        (images, labels): images of shape (1797, 1, 8, 8) and integer labels (1797,).
-
-    See chapter: "Training by contrastive divergence".
-    """
-    bunch = load_digits()
-    images = torch.as_tensor(bunch.images, dtype=dtype, device=device) / 8 - 1   # (1797, 8, 8)
-    labels = torch.as_tensor(bunch.target, device=device)
-    return images[:, None], labels
 
 
 class DigitsSplit(NamedTuple):
@@ -161,11 +116,12 @@ class DigitsSplit(NamedTuple):
 
 def digits_split(n_test: int = 360, *, device: torch.device | str = "cpu",
                  dtype: torch.dtype = torch.float32) -> DigitsSplit:
-    """The images of :func:`digits` with the last ``n_test`` held out as a test set.
+    """scikit-learn's bundled 8x8 digits (1,797 images), scaled to [−1, 1], the last ``n_test`` held out.
 
-    The split is by position in scikit-learn's order, with no random numbers, so it is the
-    same on every machine. That order cycles through the classes, so both parts hold every
-    digit in nearly equal shares (the default 360 test images hold 33 to 37 of each).
+    The pixel levels v = 0…16 map to x = v/8 − 1; nothing is downloaded. The split is by
+    position in scikit-learn's order, with no random numbers, so it is the same on every
+    machine. That order cycles through the classes, so both parts hold every digit in nearly
+    equal shares (the default 360 test images hold 33 to 37 of each).
 
     Args:
         n_test: images held out, 1 ≤ n_test < 1797.
@@ -176,9 +132,11 @@ def digits_split(n_test: int = 360, *, device: torch.device | str = "cpu",
 
     See chapter: "Training an energy on 8x8 digits" (chapters/digits.ipynb).
     """
-    images, labels = digits(device=device, dtype=dtype)
+    bunch = load_digits()
+    images = torch.as_tensor(bunch.images, dtype=floating(dtype), device=device)[:, None] / 8 - 1  # (1797, 1, 8, 8)
+    labels = torch.as_tensor(bunch.target, device=device)
     n = images.shape[0]
-    if isinstance(n_test, bool) or not isinstance(n_test, int) or not 1 <= n_test < n:
-        raise ValueError(f"n_test must be an int with 1 ≤ n_test < {n}, got {n_test!r}")
+    if count(n_test, "n_test") >= n:
+        raise ValueError(f"n_test must be < {n}, the number of images, got {n_test!r}; leave some for training")
     cut = n - n_test
     return DigitsSplit(images[:cut], labels[:cut], images[cut:], labels[cut:])

@@ -9,6 +9,8 @@ import os
 
 import torch
 
+from ._contracts import count
+
 __all__ = ["pick_device", "make_generator", "check_generator", "accurate_dtype"]
 
 
@@ -24,30 +26,20 @@ def pick_device() -> torch.device:
     Raises:
         RuntimeError: ``EBMBOOK_DEVICE`` names a device that this machine does not have.
 
-    See chapter: "Boltzmann distributions and the partition function".
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     name = os.environ.get("EBMBOOK_DEVICE", "").strip()
-    if name:
-        try:
-            device = torch.device(name)
-        except RuntimeError as err:
-            raise RuntimeError(
-                f"EBMBOOK_DEVICE={name!r} is not a device name; use cpu, cuda, cuda:1 or mps"
-            ) from err
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(
-                f"EBMBOOK_DEVICE={name!r} but CUDA is not available here; unset it or use cpu"
-            )
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise RuntimeError(
-                f"EBMBOOK_DEVICE={name!r} but MPS is not available here; unset it or use cpu"
-            )
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    if not name:
+        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise RuntimeError(f"EBMBOOK_DEVICE={name!r} is not a device name; use cpu, cuda, cuda:1 or mps") from err
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if not available.get(device.type, lambda: True)():
+        raise RuntimeError(f"EBMBOOK_DEVICE={name!r} but {device.type.upper()} is not available here; "
+                           "unset it or use cpu")
+    return device
 
 
 def make_generator(seed: int, device: torch.device | str | None = None) -> torch.Generator:
@@ -63,16 +55,13 @@ def make_generator(seed: int, device: torch.device | str | None = None) -> torch
     Returns:
         A ``torch.Generator`` seeded with ``seed``.
 
-    See chapter: "Boltzmann distributions and the partition function".
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = count(seed, "seed", minimum=0)
     device = torch.device("cpu" if device is None else device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed)
-    return generator
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def check_generator(generator: torch.Generator, device: torch.device | str | None = None) -> None:
@@ -86,18 +75,14 @@ def check_generator(generator: torch.Generator, device: torch.device | str | Non
         TypeError: ``generator`` is not a ``torch.Generator``.
         ValueError: it lives on another device type.
 
-    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     if not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator, got {type(generator).__name__}; "
-            "make one with eb.make_generator(seed, device)"
-        )
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}; "
+                        "make one with eb.make_generator(seed, device)")
     if device is not None and generator.device.type != torch.device(device).type:
-        raise ValueError(
-            f"generator lives on {generator.device} but the tensors are on {device}; "
-            f"make it with eb.make_generator(seed, device={str(device)!r})"
-        )
+        raise ValueError(f"generator lives on {generator.device} but the tensors are on {device}; "
+                         f"make it with eb.make_generator(seed, device={str(device)!r})")
 
 
 def accurate_dtype(device: torch.device) -> torch.dtype:

@@ -1,10 +1,12 @@
-"""What an energy is, the analytic energies of the book, small learnable energies, and gradients.
+"""What an energy is, the analytic energies of the book, the exact energies of the toys, and gradients.
 
 The contract: an energy is any callable mapping a batch ``x`` of shape ``(n, *event_shape)``
-to a tensor of shape ``(n,)``; lower energy means more probable, p(x) ∝ exp(−E(x)/T).
+to a tensor of shape ``(n,)`` in the dtype of ``x``; lower energy means more probable,
+p(x) ∝ exp(−E(x)/T). Every function here refuses an empty batch and integer points.
 
 Every 2-D toy energy here is *normalized*: it is exactly −log p_data(x) of the matching
-sampler in :mod:`ebmbook.data`, so its log Z is 0 and its grid entropy is the data entropy.
+sampler in :mod:`ebmbook.data`, whose defaults it shares, so its log Z is 0 and its grid
+entropy is the data entropy. Learnable energies are in :mod:`ebmbook.nets`.
 
 See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
 """
@@ -12,47 +14,21 @@ See chapter: "Boltzmann distributions and the partition function" (chapters/bolt
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .device import check_generator
+from ._contracts import count, points, positive
+from .data import BANANA_CURVATURE, BANANA_SHIFT, BANANA_STD, EIGHT_GAUSSIANS_RADIUS, EIGHT_GAUSSIANS_STD, TWO_MOONS_NOISE
 
-__all__ = [
-    "Energy",
-    "evaluate",
-    "grad_energy",
-    "value_and_grad",
-    "score",
-    "gaussian",
-    "gaussian_log_partition",
-    "gaussian_mixture",
-    "double_well",
-    "eight_gaussians",
-    "two_moons",
-    "rings",
-    "checkerboard",
-    "banana",
-    "MLPEnergy",
-    "ConvEnergy",
-]
+__all__ = ["Energy", "evaluate", "grad_energy", "value_and_grad", "score", "gaussian", "gaussian_log_partition",
+           "gaussian_mixture", "double_well", "eight_gaussians", "two_moons", "banana"]
 
 #: The energy contract, any callable that maps x of shape (n, *event_shape) to E(x) of
 #: shape (n,), where lower energy means more probable.
 Energy = Callable[[Tensor], Tensor]  # x: (n, *event_shape) -> E(x): (n,)
-
-# Defaults of the 2-D toys; ebmbook.data draws from exactly these distributions
-EIGHT_GAUSSIANS_RADIUS = 4 / math.sqrt(2)
-EIGHT_GAUSSIANS_STD = 0.5 / math.sqrt(2)
-TWO_MOONS_NOISE = 0.1
-RINGS_RADII = (1.0, 2.0, 3.0)
-RINGS_STD = 0.15
-CHECKERBOARD_STD = 0.1
-BANANA_CURVATURE = 0.35
-BANANA_SHIFT = 1.75
-BANANA_STD = 0.25
 
 
 def evaluate(energy: Energy, x: Tensor, *, allow_nonfinite: bool = False) -> Tensor:
@@ -67,28 +43,20 @@ def evaluate(energy: Energy, x: Tensor, *, allow_nonfinite: bool = False) -> Ten
         Energies, shape (n,).
 
     Raises:
-        ValueError: the energy returned another shape, or non-finite values.
+        TypeError: x is not a floating-point tensor.
+        ValueError: x is not a non-empty batch; the energy returned another shape, or non-finite values.
 
     See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() < 2:
-        raise ValueError(
-            f"x must have shape (n, *event_shape) with a batch dimension, got {tuple(x.shape)}; "
-            "for a single point use x[None]"
-        )
-    e = energy(x)
+    e = energy(points(x))
     if not isinstance(e, Tensor) or e.shape != (x.shape[0],):
         got = tuple(e.shape) if isinstance(e, Tensor) else type(e).__name__
         hint = " (sum over the event dimensions, or squeeze a trailing 1)" if isinstance(e, Tensor) else ""
         raise ValueError(f"energy must return shape ({x.shape[0]},) for x of shape {tuple(x.shape)}, got {got}{hint}")
     if not allow_nonfinite and not torch.isfinite(e).all():
         bad = (~torch.isfinite(e)).nonzero()[0].item()
-        raise ValueError(
-            f"energy returned a non-finite value ({e[bad].item()}) at row {bad}, x = {x[bad].tolist()}; "
-            "check the energy's formula there, or restrict the points to where it is defined"
-        )
+        raise ValueError(f"energy returned a non-finite value ({e[bad].item()}) at row {bad}, x = {x[bad].tolist()}; "
+                         "check the energy's formula there, or restrict the points to where it is defined")
     return e
 
 
@@ -96,6 +64,10 @@ def value_and_grad(energy: Energy, x: Tensor, *, create_graph: bool = False) -> 
     """E(x) and ∇ₓE(x) from one forward and one backward pass.
 
     Parameter ``.grad`` fields are never touched, so this is safe inside a training loop.
+    Without ``create_graph``, the parameters of an ``nn.Module`` energy stop requiring
+    gradients for the duration of the call and are restored afterwards (also on error), so
+    autograd records only the path to x while chains move, as a hand-written sampling loop
+    does. With ``create_graph`` they stay tracked: the KL term differentiates through a step.
 
     Args:
         energy: callable, (n, *event_shape) -> (n,).
@@ -107,12 +79,21 @@ def value_and_grad(energy: Energy, x: Tensor, *, create_graph: bool = False) -> 
         (e, g): energies (n,) and input gradients (n, *event_shape); detached unless
         ``create_graph``. Non-finite energies are returned as they are (samplers reject them).
 
-    See chapter: "Boltzmann distributions and the partition function".
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
-    with torch.enable_grad():
-        x_in = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
-        e = evaluate(energy, x_in, allow_nonfinite=True)
-        (g,) = torch.autograd.grad(e.sum(), x_in, create_graph=create_graph)
+    points(x)
+    tracked = [] if create_graph or not isinstance(energy, nn.Module) else \
+        [p for p in energy.parameters() if p.requires_grad]
+    try:
+        for p in tracked:
+            p.requires_grad = False
+        with torch.enable_grad():
+            x_in = x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True)
+            e = evaluate(energy, x_in, allow_nonfinite=True)
+            (g,) = torch.autograd.grad(e.sum(), x_in, create_graph=create_graph)
+    finally:
+        for p in tracked:
+            p.requires_grad = True
     if not create_graph:
         e, g = e.detach(), g.detach()
     return e, g
@@ -136,22 +117,14 @@ def score(energy: Energy, x: Tensor, *, create_graph: bool = False) -> Tensor:
     return -grad_energy(energy, x, create_graph=create_graph)
 
 
-def _check_points(x: Tensor, dim: int | None, name: str) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 2 or (dim is not None and x.shape[1] != dim):
-        want = f"(n, {dim})" if dim is not None else "(n, d)"
-        raise ValueError(f"{name} expects x of shape {want}, got {tuple(x.shape)}")
-
-
-def _precision_from(covariance: Tensor | None, precision: Tensor | None, like: Tensor) -> Tensor:
+def _matrix(covariance: Tensor | None, precision: Tensor | None, dtype: torch.dtype, device=None) -> Tensor:
+    """The one matrix given, Σ or P, as a square (d, d) tensor."""
     if (covariance is None) == (precision is None):
         raise ValueError("give exactly one of covariance= or precision=")
-    m = covariance if precision is None else precision
-    m = torch.as_tensor(m, dtype=like.dtype, device=like.device)      # invert in the points' precision
+    m = torch.as_tensor(covariance if precision is None else precision, dtype=dtype, device=device)
     if m.dim() != 2 or m.shape[0] != m.shape[1]:
         raise ValueError(f"covariance/precision must be a square (d, d) matrix, got {tuple(m.shape)}")
-    return torch.linalg.inv(m) if precision is None else m
+    return m
 
 
 def gaussian(x: Tensor, mean: Tensor, *, covariance: Tensor | None = None, precision: Tensor | None = None) -> Tensor:
@@ -168,13 +141,14 @@ def gaussian(x: Tensor, mean: Tensor, *, covariance: Tensor | None = None, preci
     Returns:
         Energies, shape (n,).
 
-    See chapter: "Boltzmann distributions and the partition function".
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
-    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
-    _check_points(x, mean.shape[0] if mean.dim() == 1 else None, "gaussian")
+    mean = torch.as_tensor(mean, dtype=points(x).dtype, device=x.device)
     if mean.dim() != 1:
         raise ValueError(f"mean must have shape (d,), got {tuple(mean.shape)}")
-    p = _precision_from(covariance, precision, x)
+    points(x, dim=mean.shape[0])
+    p = _matrix(covariance, precision, x.dtype, x.device)                 # inverted in the points' precision
+    p = torch.linalg.inv(p) if precision is None else p
     if p.shape[0] != mean.shape[0]:
         raise ValueError(f"mean has d={mean.shape[0]} but the matrix is {tuple(p.shape)}")
     diff = x - mean                                    # (n, d)
@@ -195,25 +169,15 @@ def gaussian_log_partition(*, covariance: Tensor | None = None, precision: Tenso
     Returns:
         A 0-dim tensor.
 
-    See chapter: "Boltzmann distributions and the partition function".
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
-    _check_temperature(temperature)
-    if (covariance is None) == (precision is None):
-        raise ValueError("give exactly one of covariance= or precision=")
-    m = torch.as_tensor(covariance if precision is None else precision, dtype=torch.float64)
-    if m.dim() != 2 or m.shape[0] != m.shape[1]:
-        raise ValueError(f"covariance/precision must be a square (d, d) matrix, got {tuple(m.shape)}")
-    sign, logdet = torch.linalg.slogdet(m)
-    if sign <= 0:
-        raise ValueError("the matrix must be positive definite")
-    d = m.shape[0]
+    positive(temperature, "temperature")
+    m = _matrix(covariance, precision, torch.float64)
+    if torch.linalg.cholesky_ex(m).info != 0:
+        raise ValueError(f"covariance/precision must be symmetric positive definite, got {m.tolist()}")
+    _, logdet = torch.linalg.slogdet(m)
     logdet_cov = logdet if precision is None else -logdet
-    return 0.5 * d * math.log(2 * math.pi * temperature) + 0.5 * logdet_cov
-
-
-def _check_temperature(temperature: float) -> None:
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+    return 0.5 * m.shape[0] * math.log(2 * math.pi * temperature) + 0.5 * logdet_cov
 
 
 def gaussian_mixture(x: Tensor, means: Tensor, stds: Tensor | float, weights: Tensor | None = None) -> Tensor:
@@ -232,14 +196,14 @@ def gaussian_mixture(x: Tensor, means: Tensor, stds: Tensor | float, weights: Te
 
     See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
-    means = torch.as_tensor(means, dtype=x.dtype, device=x.device)
+    means = torch.as_tensor(means, dtype=points(x).dtype, device=x.device)
     if means.dim() != 2:
         raise ValueError(f"means must have shape (K, d), got {tuple(means.shape)}")
-    _check_points(x, means.shape[1], "gaussian_mixture")
+    points(x, dim=means.shape[1])
     k, d = means.shape
     stds = torch.as_tensor(stds, dtype=x.dtype, device=x.device).expand(k)
-    if (stds <= 0).any():
-        raise ValueError("stds must be positive")
+    if not (stds > 0).all():
+        raise ValueError(f"stds must be positive, got {stds.tolist()}")
     if weights is None:
         log_w = torch.full((k,), -math.log(k), dtype=x.dtype, device=x.device)
     else:
@@ -267,12 +231,10 @@ def double_well(x: Tensor, *, barrier: float = 1.0, center: float = 1.0) -> Tens
     Returns:
         Energies, shape (n,).
 
-    See chapter: "Boltzmann distributions and the partition function".
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
-    _check_points(x, None, "double_well")
-    if barrier <= 0 or center <= 0:
-        raise ValueError("barrier and center must be positive")
-    well = barrier * ((x[:, 0] / center) ** 2 - 1) ** 2
+    points(x, event_ndim=1)
+    well = positive(barrier, "barrier") * ((x[:, 0] / positive(center, "center")) ** 2 - 1) ** 2
     return well + 0.5 * x[:, 1:].square().sum(dim=1)
 
 
@@ -291,7 +253,7 @@ def eight_gaussians(x: Tensor, *, radius: float = EIGHT_GAUSSIANS_RADIUS, std: f
 
     See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
-    _check_points(x, 2, "eight_gaussians")
+    points(x, dim=2)
     angles = torch.arange(8, dtype=x.dtype, device=x.device) * (math.pi / 4)
     means = radius * torch.stack([angles.cos(), angles.sin()], dim=1)   # (8, 2)
     return gaussian_mixture(x, means, std)
@@ -327,85 +289,12 @@ def two_moons(x: Tensor, *, noise: float = TWO_MOONS_NOISE, n_nodes: int | None 
 
     See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
-    _check_points(x, 2, "two_moons")
-    if noise <= 0:
-        raise ValueError(f"noise must be positive, got {noise}")
-    n_nodes = n_nodes or max(16, math.ceil(8 / noise))
+    points(x, dim=2)
+    n_nodes = max(16, math.ceil(8 / positive(noise, "noise"))) if n_nodes is None else count(n_nodes, "n_nodes")
     centres, log_w = _two_moons_nodes(n_nodes, x.dtype, x.device)        # (2m, 2), (2m,)
     sq = (x[:, None, :] - centres).square().sum(-1)                       # (n, 2m), exact differences
     log_comp = -0.5 * sq / noise**2 - math.log(2 * math.pi * noise**2)
     return -torch.logsumexp(log_w + log_comp, dim=1)
-
-
-def rings(x: Tensor, *, radii: Sequence[float] = RINGS_RADII, std: float = RINGS_STD) -> Tensor:
-    """Concentric rings of equal weight, normalized.
-
-    The data: pick a radius r uniformly from ``radii``, an angle θ ~ U[0, 2π), and add
-    N(0, σ² I) to r(cos θ, sin θ). Averaging the Gaussian over θ gives, with ρ = |x|,
-
-        p(x | r) = exp(−(ρ − r)²/(2σ²)) · I₀e(ρr/σ²) / (2πσ²),
-
-    where I₀e(z) = e^{−z} I₀(z) is the scaled modified Bessel function; E = −log mean_r p(x | r).
-
-    Args:
-        x: points, shape (n, 2).
-        radii: ring radii, each > 0.
-        std: σ > 0.
-
-    Returns:
-        Energies, shape (n,).
-
-    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
-    """
-    _check_points(x, 2, "rings")
-    r = torch.as_tensor(radii, dtype=x.dtype, device=x.device)            # (K,)
-    if r.dim() != 1 or (r <= 0).any() or std <= 0:
-        raise ValueError("radii must be a list of positive numbers and std positive")
-    rho = x.norm(dim=1, keepdim=True)                                     # (n, 1)
-    log_ring = (-(rho - r) ** 2 / (2 * std**2)
-                + torch.log(torch.special.i0e(rho * r / std**2))
-                - math.log(2 * math.pi * std**2))                         # (n, K)
-    return -(torch.logsumexp(log_ring, dim=1) - math.log(len(r)))
-
-
-def _log_ndtr_diff(a: Tensor, b: Tensor) -> Tensor:
-    """log(Φ(b) − Φ(a)) for a < b, stable in both tails."""
-    flip = a > 0                                        # upper tail: Φ(b) − Φ(a) = Φ(−a) − Φ(−b)
-    hi = torch.where(flip, -a, b)
-    lo = torch.where(flip, -b, a)
-    log_hi, log_lo = torch.special.log_ndtr(hi), torch.special.log_ndtr(lo)
-    return log_hi + torch.log1p(-torch.exp(log_lo - log_hi))
-
-
-def checkerboard(x: Tensor, *, std: float = CHECKERBOARD_STD) -> Tensor:
-    """A 4×4 checkerboard on [−2, 2]², uniform on its 8 dark unit squares, blurred by N(0, σ² I).
-
-    The dark squares are those whose lower-left corner (i, j) has i + j even. Blurring a
-    uniform square gives a product of normal-CDF differences, so, exactly,
-
-        p(x) = (1/8) Σ_squares Πₐ [Φ((xₐ − lₐ)/σ) − Φ((xₐ − lₐ − 1)/σ)],   E = −log p.
-
-    Args:
-        x: points, shape (n, 2).
-        std: σ > 0, the blur that makes the energy smooth.
-
-    Returns:
-        Energies, shape (n,).
-
-    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
-    """
-    _check_points(x, 2, "checkerboard")
-    if std <= 0:
-        raise ValueError(f"std must be positive, got {std}")
-    corners = _checkerboard_corners(x.dtype, x.device)                   # (8, 2)
-    u = x[:, None, :] - corners                                           # (n, 8, 2)
-    log_box = _log_ndtr_diff((u - 1) / std, u / std).sum(dim=2)           # (n, 8)
-    return -(torch.logsumexp(log_box, dim=1) - math.log(8))
-
-
-def _checkerboard_corners(dtype: torch.dtype, device: torch.device) -> Tensor:
-    ij = [(i, j) for i in range(-2, 2) for j in range(-2, 2) if (i + j) % 2 == 0]
-    return torch.tensor(ij, dtype=dtype, device=device)
 
 
 def banana(x: Tensor, *, curvature: float = BANANA_CURVATURE, shift: float = BANANA_SHIFT,
@@ -425,130 +314,9 @@ def banana(x: Tensor, *, curvature: float = BANANA_CURVATURE, shift: float = BAN
     Returns:
         Energies, shape (n,).
 
-    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
-    _check_points(x, 2, "banana")
-    if std <= 0:
-        raise ValueError(f"std must be positive, got {std}")
+    points(x, dim=2)
+    positive(std, "std")
     x1, x2 = x[:, 0], x[:, 1]
     return 0.5 * x1**2 + (x2 - curvature * x1**2 + shift) ** 2 / (2 * std**2) + math.log(2 * math.pi * std)
-
-
-def _init_layer(layer: nn.Linear | nn.Conv2d, generator: torch.Generator) -> None:
-    """Redraw a layer's weight and bias from ``generator`` with PyTorch's default bounds,
-    U(−1/√fan_in, 1/√fan_in), where fan_in is the number of inputs of one output unit."""
-    bound = 1 / math.sqrt(layer.weight[0].numel())
-    with torch.no_grad():
-        for p in (layer.weight, layer.bias):
-            u = torch.empty(p.shape, device=generator.device, dtype=p.dtype)
-            p.copy_(u.uniform_(-bound, bound, generator=generator))
-
-
-def _spectral_norm(layer: nn.Module, generator: torch.Generator | None) -> nn.Module:
-    """Wrap ``layer`` in spectral normalization, its power-iteration vectors drawn from ``generator``.
-
-    PyTorch starts the power iteration from vectors u, v drawn from the global random state;
-    with a generator they are drawn again from it (and the 15 warm-up iterations redone), so
-    that the same seed gives the same network whatever the global state.
-    """
-    wrapped = nn.utils.parametrizations.spectral_norm(layer)
-    if generator is not None:
-        sn = wrapped.parametrizations.weight[0]
-        with torch.no_grad():
-            for vec in (sn._u, sn._v):
-                fresh = torch.randn(vec.shape, generator=generator, device=generator.device, dtype=vec.dtype)
-                vec.copy_(nn.functional.normalize(fresh, dim=0, eps=sn.eps))
-            sn._power_method(sn._reshape_weight_to_matrix(wrapped.parametrizations.weight.original), 15)
-    return wrapped
-
-
-_ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "softplus": nn.Softplus}
-
-
-class MLPEnergy(nn.Module):
-    """A small learnable energy: an MLP from (n, d) to (n,) with SiLU (Swish) activations.
-
-        E_θ(x) = w_Lᵀ σ(… σ(W₁x + b₁) …) + b_L
-
-    Args:
-        dim: input dimension d.
-        hidden: widths of the hidden layers.
-        spectral_norm: wrap every linear layer in spectral normalization.
-        generator: when given, the initial weights and biases are drawn from it, with
-            PyTorch's default law for ``nn.Linear``, U(−1/√fan_in, 1/√fan_in), and so are the
-            starting vectors of spectral normalization's power iteration; the same seed then
-            gives the same network (on the generator's device), whatever the global random
-            state. When None, PyTorch's global random state is used, as ``nn.Linear`` does.
-        activation: "silu" (Swish, smooth, the default), "relu" or "softplus"; for 8x8 images
-            flatten them to d = 64 first.
-
-    See chapter: "Boltzmann distributions and the partition function".
-    """
-
-    def __init__(self, dim: int, hidden: Sequence[int] = (128, 128), *, spectral_norm: bool = False,
-                 generator: torch.Generator | None = None, activation: str = "silu"):
-        super().__init__()
-        if dim < 1 or any(h < 1 for h in hidden):
-            raise ValueError("dim and every hidden width must be positive")
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-        if generator is not None:
-            check_generator(generator)
-        widths = [dim, *hidden, 1]
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-            lin = nn.Linear(a, b)
-            if generator is not None:
-                _init_layer(lin, generator)
-            layers.append(_spectral_norm(lin, generator) if spectral_norm else lin)
-            if i < len(widths) - 2:
-                layers.append(_ACTIVATIONS[activation]())
-        self.net = nn.Sequential(*layers)
-        self.dim = dim
-
-    def forward(self, x: Tensor) -> Tensor:
-        _check_points(x, self.dim, "MLPEnergy")
-        return self.net(x).squeeze(1)                    # (n, 1) -> (n,)
-
-
-class ConvEnergy(nn.Module):
-    """A small learnable energy for 1×8×8 images: two 3×3 convolutions, a stride-2 one, a linear head.
-
-        E_θ(x) = wᵀ flatten(σ(conv₃(σ(conv₂(σ(conv₁ x)))))) + b,   σ = SiLU
-
-    Args:
-        channels: feature maps of the convolutions.
-        spectral_norm: wrap every layer in spectral normalization.
-        generator: when given, every weight and bias is drawn from it with the default law
-            U(−1/√fan_in, 1/√fan_in), and so are spectral normalization's power-iteration
-            vectors, so the same seed gives the same network whatever the global random state.
-
-    Input shape (n, 1, 8, 8); output (n,).
-
-    See chapter: "Training by contrastive divergence".
-    """
-
-    def __init__(self, channels: int = 32, *, spectral_norm: bool = False, generator: torch.Generator | None = None):
-        super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
-        if generator is not None:
-            check_generator(generator)
-        c = channels
-        layers = [nn.Conv2d(1, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1),
-                  nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), nn.Linear(2 * c * 16, 1)]
-        wrapped: list[nn.Module] = []
-        for layer in layers:
-            if generator is not None:
-                _init_layer(layer, generator)
-            wrapped.append(_spectral_norm(layer, generator) if spectral_norm else layer)
-        self.conv = nn.Sequential(wrapped[0], nn.SiLU(), wrapped[1], nn.SiLU(), wrapped[2], nn.SiLU())
-        self.head = wrapped[3]
-
-    def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (1, 8, 8):
-            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f"ConvEnergy expects images of shape (n, 1, 8, 8), got {got}; "
-                             "reshape flat digits with x.view(-1, 1, 8, 8)")
-        h = self.conv(x)                                 # (n, 2c, 4, 4)
-        return self.head(h.flatten(1)).squeeze(1)        # (n,)

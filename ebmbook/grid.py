@@ -11,8 +11,8 @@ Definitions used everywhere in the book:
   density; for a learned energy that is not integrable on the whole plane, the box is part of
   the model's definition.
 * **Bin masses.** Pᵢ = ∫_cellᵢ p dx, by the midpoint rule on ``refine``ᵈ sub-cells per cell.
-* **KL of samples.** ``kl_from_samples`` compares the histogram q̂ of n samples over the cells
-  with the exact masses: KL(q̂ ‖ P) = Σᵢ q̂ᵢ log(q̂ᵢ/Pᵢ). It is in nats, and it is +inf when any
+* **KL of samples.** ``kl_from_samples`` compares the histogram q̂ of n samples (or of all
+  T·n points of a trajectory) over the cells with the exact masses: KL(q̂ ‖ P) = Σᵢ q̂ᵢ log(q̂ᵢ/Pᵢ). It is in nats, and it is +inf when any
   sample falls outside the box (the model gives the outside zero mass): choose a box that
   holds both the target's mass and the sampler's reach.
 * **Floor.** Even exact samples give KL(q̂ ‖ P) > 0 (about (occupied cells − 1)/(2n)).
@@ -29,25 +29,12 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor
 
+from ._contracts import count, floating, memory, points, positive
 from .device import accurate_dtype, check_generator
-from .energies import Energy, _check_temperature, evaluate
+from .energies import Energy, evaluate
 
-__all__ = [
-    "Grid",
-    "make_grid",
-    "energy_on_grid",
-    "log_partition",
-    "log_density",
-    "density",
-    "bin_masses",
-    "histogram",
-    "kl_from_counts",
-    "kl_from_samples",
-    "kl_floor",
-    "sample_exact",
-    "nll",
-    "entropy",
-]
+__all__ = ["Grid", "make_grid", "energy_on_grid", "log_partition", "log_density", "density", "bin_masses",
+           "kl_from_samples", "kl_floor", "sample_exact", "nll", "entropy"]
 
 DEFAULT_CHUNK = 65536
 
@@ -87,9 +74,7 @@ class Grid(NamedTuple):
 
 
 def _as_tuple(v, dim: int, name: str) -> tuple:
-    if isinstance(v, (int, float)):
-        return (v,) * dim
-    v = tuple(v)
+    v = (v,) * dim if isinstance(v, (int, float)) else tuple(v)
     if len(v) != dim:
         raise ValueError(f"{name} has {len(v)} entries but dim={dim}")
     return v
@@ -104,12 +89,15 @@ def make_grid(low: float | Sequence[float], high: float | Sequence[float], n: in
         low, high: box corners: floats (the same for every dimension) or one per dimension.
         n: cells per dimension (an int, or one per dimension), each ≥ 2.
         dim: 1 or 2; may be left out when ``low`` or ``high`` is a sequence.
-        device, dtype: where the centres live.
+        device, dtype: where the centres live; a floating dtype.
 
     Returns:
         A :class:`Grid`.
 
-    See chapter: "Boltzmann distributions and the partition function".
+    Raises:
+        ValueError: a bad box or size, or a grid that would take more than 4 GiB.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     if dim is None:
         seqs = [v for v in (low, high, n) if not isinstance(v, (int, float))]
@@ -117,30 +105,19 @@ def make_grid(low: float | Sequence[float], high: float | Sequence[float], n: in
             raise ValueError("give dim=1 or dim=2 (or low/high as one value per dimension)")
         dim = len(seqs[0])
     if dim not in (1, 2):
-        raise ValueError(
-            f"grids are for d = 1 or 2, got dim={dim}: a grid needs n^d points, which is out of "
-            "reach beyond d = 3; estimate log Z by sampling instead (importance sampling, AIS)"
-        )
-    low_t, high_t, n_t = _as_tuple(low, dim, "low"), _as_tuple(high, dim, "high"), _as_tuple(n, dim, "n")
-    for k in n_t:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-            raise ValueError(f"n must be an int ≥ 2 per dimension, got {n!r}")
+        raise ValueError(f"grids are for d = 1 or 2, got dim={dim}: a grid needs n^d points, which is out of "
+                         "reach beyond d = 3; estimate log Z by sampling instead (importance sampling, AIS)")
+    low_t, high_t = _as_tuple(low, dim, "low"), _as_tuple(high, dim, "high")
+    n_t = tuple(count(k, "n", minimum=2) for k in _as_tuple(n, dim, "n"))
+    memory(math.prod(n_t) * dim, floating(dtype), f"a grid of {' × '.join(map(str, n_t))} cells")
     for l, h in zip(low_t, high_t):
         if not (math.isfinite(l) and math.isfinite(h) and l < h):
             raise ValueError(f"need finite low < high, got low={low!r}, high={high!r}")
-    axes = tuple(
-        l + (h - l) / k * (torch.arange(k, device=device, dtype=torch.float64) + 0.5)
-        for l, h, k in zip(low_t, high_t, n_t)
-    )
-    axes = tuple(a.to(dtype) for a in axes)
+    axes = tuple((l + (h - l) / k * (torch.arange(k, device=device, dtype=torch.float64) + 0.5)).to(dtype)
+                 for l, h, k in zip(low_t, high_t, n_t))                  # centres, computed in float64
     mesh = torch.meshgrid(*axes, indexing="ij")
     points = torch.stack([m.reshape(-1) for m in mesh], dim=1)           # (m, d)
     return Grid(tuple(float(v) for v in low_t), tuple(float(v) for v in high_t), axes, points)
-
-
-def _check_chunk(chunk_size: int) -> None:
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
 
 
 def energy_on_grid(energy: Energy, grid: Grid, *, chunk_size: int = DEFAULT_CHUNK) -> Tensor:
@@ -154,13 +131,12 @@ def energy_on_grid(energy: Energy, grid: Grid, *, chunk_size: int = DEFAULT_CHUN
 
     See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
-    _check_chunk(chunk_size)
-    chunks = [evaluate(energy, pts) for pts in grid.points.split(chunk_size)]
+    chunks = [evaluate(energy, pts) for pts in grid.points.split(count(chunk_size, "chunk_size"))]
     return torch.cat(chunks)                                              # (m,)
 
 
 def _log_weights(energy, grid, temperature, chunk_size):
-    _check_temperature(temperature)
+    positive(temperature, "temperature")
     e = energy_on_grid(energy, grid, chunk_size=chunk_size)
     return -e.to(accurate_dtype(e.device)) / temperature                 # (m,) log unnormalized p
 
@@ -181,7 +157,7 @@ def log_partition(energy: Energy, grid: Grid, *, temperature: float = 1.0,
     Returns:
         A 0-dim tensor.
 
-    See chapter: "Boltzmann distributions and the partition function".
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     log_w = _log_weights(energy, grid, temperature, chunk_size)
     return torch.logsumexp(log_w, dim=0) + math.log(grid.cell_volume)
@@ -191,7 +167,7 @@ def log_density(energy: Energy, grid: Grid, *, temperature: float = 1.0,
                 chunk_size: int = DEFAULT_CHUNK) -> Tensor:
     """log p(x) = −E(x)/T − log Z at the cell centres, shape ``grid.shape`` (no gradient).
 
-    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     with torch.no_grad():
         log_w = _log_weights(energy, grid, temperature, chunk_size)
@@ -202,14 +178,9 @@ def log_density(energy: Energy, grid: Grid, *, temperature: float = 1.0,
 def density(energy: Energy, grid: Grid, *, temperature: float = 1.0, chunk_size: int = DEFAULT_CHUNK) -> Tensor:
     """The normalized density p(x) at the cell centres, shape ``grid.shape``; Σ p · cell volume = 1.
 
-    See chapter: "Boltzmann distributions and the partition function".
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     return log_density(energy, grid, temperature=temperature, chunk_size=chunk_size).exp()
-
-
-def _check_refine(refine: int) -> None:
-    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 1:
-        raise ValueError(f"refine must be a positive int, got {refine!r}")
 
 
 def bin_masses(energy: Energy, grid: Grid, *, temperature: float = 1.0, refine: int = 4,
@@ -219,24 +190,19 @@ def bin_masses(energy: Energy, grid: Grid, *, temperature: float = 1.0, refine: 
     Each cell is split into ``refine``ᵈ sub-cells for the midpoint rule, so a coarse grid of
     bins (for histograms) still gets accurate masses.
 
-    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
-    _check_refine(refine)
+    refine = count(refine, "refine")
     fine = make_grid(grid.low, grid.high, tuple(k * refine for k in grid.shape),
                      device=grid.points.device, dtype=grid.points.dtype)
     p = density(energy, fine, temperature=temperature, chunk_size=chunk_size) * fine.cell_volume
-    if grid.dim == 1:
-        masses = p.reshape(grid.shape[0], refine).sum(1)
-    else:
-        masses = p.reshape(grid.shape[0], refine, grid.shape[1], refine).sum((1, 3))
-    return masses / masses.sum()
+    masses = p.reshape([v for k in grid.shape for v in (k, refine)]).sum(tuple(range(1, 2 * grid.dim, 2)))
+    return masses / masses.sum()                                           # (n₁, refine, n₂, refine) -> (n₁, n₂)
 
 
-def _cell_index(samples: Tensor, grid: Grid) -> tuple[Tensor, Tensor]:
+def _cell_index(samples: Tensor, grid: Grid, name: str = "samples") -> tuple[Tensor, Tensor]:
     """Flat cell index of each sample and a mask of the samples inside the box."""
-    if not isinstance(samples, Tensor) or samples.dim() != 2 or samples.shape[1] != grid.dim:
-        got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
-        raise ValueError(f"samples must have shape (n, {grid.dim}) for this grid, got {got}")
+    points(samples, name, dim=grid.dim)
     low = torch.tensor(grid.low, dtype=torch.float64, device=samples.device)
     width = torch.tensor(grid.widths, dtype=torch.float64, device=samples.device)
     shape = torch.tensor(grid.shape, device=samples.device)
@@ -247,42 +213,10 @@ def _cell_index(samples: Tensor, grid: Grid) -> tuple[Tensor, Tensor]:
     return flat, inside
 
 
-def histogram(samples: Tensor, grid: Grid) -> tuple[Tensor, int]:
-    """Counts of samples per cell, shape ``grid.shape``, and the number outside the box.
-
-    Args:
-        samples: shape (n, d).
-        grid: the bins.
-
-    Returns:
-        (counts, n_outside); non-finite samples count as outside.
-
-    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
-    """
-    flat, inside = _cell_index(samples, grid)
-    counts = torch.bincount(flat, minlength=math.prod(grid.shape)).reshape(grid.shape)
-    return counts, int((~inside).sum())
-
-
-def kl_from_counts(counts: Tensor, masses: Tensor, n_outside: int = 0) -> Tensor:
-    """KL(q̂ ‖ P) = Σᵢ q̂ᵢ log(q̂ᵢ/Pᵢ) in nats, with q̂ = counts / n; +inf if any sample is outside.
-
-    Args:
-        counts: samples per cell (any shape).
-        masses: exact cell probabilities, same shape, summing to 1.
-        n_outside: samples outside the box (given zero mass by the model).
-
-    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
-    """
-    if counts.shape != masses.shape:
-        raise ValueError(f"counts {tuple(counts.shape)} and masses {tuple(masses.shape)} differ in shape")
-    q = counts.to(torch.float64)
-    n = q.sum() + n_outside
-    if n == 0:
-        raise ValueError("no samples to compare")
-    if n_outside > 0:
-        return torch.tensor(math.inf, dtype=torch.float64)
-    q, p = q.reshape(-1) / n, masses.reshape(-1).to(torch.float64)
+def _kl_from_counts(counts: Tensor, masses: Tensor) -> Tensor:
+    """KL(q̂ ‖ P) = Σᵢ q̂ᵢ log(q̂ᵢ/Pᵢ) in nats, q̂ = counts / n, for counts and masses of one shape."""
+    q, p = counts.reshape(-1).to(torch.float64), masses.reshape(-1).to(torch.float64)
+    q = q / q.sum()
     used = q > 0
     return (q[used] * (q[used].log() - p[used].log())).sum()
 
@@ -294,7 +228,7 @@ def kl_from_samples(samples: Tensor, energy: Energy, grid: Grid, *, temperature:
     Quote :func:`kl_floor` for the same number of samples beside it.
 
     Args:
-        samples: shape (n, d).
+        samples: shape (n, d), or a trajectory (T, n, d) whose T·n points are pooled.
         energy: the target energy.
         grid: the bins (a coarse grid: 30–60 cells per dimension keeps the floor small).
         temperature: T > 0.
@@ -303,11 +237,15 @@ def kl_from_samples(samples: Tensor, energy: Energy, grid: Grid, *, temperature:
     Returns:
         A 0-dim float64 tensor, +inf if a sample lies outside the box.
 
-    See chapter: "Sampling from an energy".
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
+    if isinstance(samples, Tensor) and samples.dim() == 3:
+        samples = samples.reshape(-1, samples.shape[-1])                   # (T·n, d)
+    flat, inside = _cell_index(samples, grid)
     masses = bin_masses(energy, grid, temperature=temperature, refine=refine)
-    counts, n_outside = histogram(samples, grid)
-    return kl_from_counts(counts, masses, n_outside)
+    if not inside.all():
+        return torch.tensor(math.inf, dtype=torch.float64)
+    return _kl_from_counts(torch.bincount(flat, minlength=masses.numel()), masses)
 
 
 def kl_floor(energy: Energy, grid: Grid, n_samples: int, *, generator: torch.Generator,
@@ -322,10 +260,8 @@ def kl_floor(energy: Energy, grid: Grid, n_samples: int, *, generator: torch.Gen
 
     See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
-    if n_repeats < 1:
-        raise ValueError(f"n_repeats must be ≥ 1, got {n_repeats}")
+    memory(count(n_samples, "n_samples"), torch.int64, f"{n_samples} samples")
+    count(n_repeats, "n_repeats")
     masses = bin_masses(energy, grid, temperature=temperature, refine=refine)
     check_generator(generator, masses.device)
     flat = masses.reshape(-1).to(torch.float64)
@@ -333,7 +269,7 @@ def kl_floor(energy: Energy, grid: Grid, n_samples: int, *, generator: torch.Gen
     for _ in range(n_repeats):
         idx = torch.multinomial(flat, n_samples, replacement=True, generator=generator)
         counts = torch.bincount(idx, minlength=flat.numel()).reshape(masses.shape)
-        kls.append(kl_from_counts(counts, masses))
+        kls.append(_kl_from_counts(counts, masses))
     return torch.stack(kls).mean()
 
 
@@ -348,8 +284,7 @@ def sample_exact(energy: Energy, grid: Grid, n: int, *, generator: torch.Generat
 
     See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    memory(count(n, "n") * grid.dim, grid.points.dtype, f"{n} samples")
     pts = grid.points
     check_generator(generator, pts.device)
     masses = (density(energy, grid, temperature=temperature).reshape(-1) * grid.cell_volume).to(torch.float64)
@@ -380,17 +315,13 @@ def nll(energy: Energy, x: Tensor, grid: Grid, *, temperature: float = 1.0,
     Raises:
         ValueError: some points lie outside the box (their density is zero there).
 
-    See chapter: "Boltzmann distributions and the partition function".
+    See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
     """
-    _, inside = _cell_index(x, grid)
+    _, inside = _cell_index(x, grid, "x")
     if not inside.all():
-        k = int((~inside).sum())
-        raise ValueError(
-            f"{k} of {x.shape[0]} points lie outside the grid box {grid.low}–{grid.high}, where the "
-            "model's density is zero; enlarge the box"
-        )
-    _check_chunk(chunk_size)
-    e = torch.cat([evaluate(energy, c) for c in x.split(chunk_size)])
+        raise ValueError(f"{int((~inside).sum())} of {x.shape[0]} points lie outside the grid box {grid.low}–"
+                         f"{grid.high}, where the model's density is zero; enlarge the box")
+    e = torch.cat([evaluate(energy, c) for c in x.split(count(chunk_size, "chunk_size"))])
     log_z = log_partition(energy, grid, temperature=temperature, chunk_size=chunk_size)
     return e.to(log_z.dtype).mean() / temperature + log_z
 

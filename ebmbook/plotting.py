@@ -21,20 +21,11 @@ import torch
 from torch import Tensor
 
 from . import grid as grid_mod
+from ._contracts import count, points
 from .energies import Energy
 
-__all__ = [
-    "PALETTE",
-    "use_book_style",
-    "plot_energy_1d",
-    "plot_density_1d",
-    "plot_energy_2d",
-    "plot_density_2d",
-    "plot_samples",
-    "figure_to_png",
-    "frame_slider",
-    "plot_image_grid",
-]
+__all__ = ["PALETTE", "use_book_style", "plot_energy_2d", "plot_density_2d", "plot_samples", "figure_to_png",
+           "frame_slider", "plot_image_grid"]
 
 # Okabe & Ito's palette, distinguishable with the common colour-vision deficiencies
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -45,57 +36,18 @@ def use_book_style() -> None:
 
     See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
-    mpl.rcParams.update({
-        "axes.prop_cycle": mpl.cycler(color=PALETTE),
-        "image.cmap": "viridis",
-        "figure.figsize": (5.6, 3.6),
-        "figure.dpi": 100,
-        "figure.constrained_layout.use": True,
-        "font.size": 10,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "legend.frameon": False,
-    })
+    mpl.rcParams.update({"axes.prop_cycle": mpl.cycler(color=PALETTE), "image.cmap": "viridis",
+                         "figure.figsize": (5.6, 3.6), "figure.dpi": 100, "figure.constrained_layout.use": True,
+                         "font.size": 10, "axes.spines.top": False, "axes.spines.right": False,
+                         "legend.frameon": False})
 
 
-def _values_on(energy: Energy, grid: grid_mod.Grid) -> Tensor:
-    with torch.no_grad():
-        return grid_mod.energy_on_grid(energy, grid).reshape(grid.shape).cpu()
-
-
-def _grid_for(grid, lim, n, dim, dtype=torch.float32, device="cpu"):
-    if grid is not None:
-        return grid
-    return grid_mod.make_grid(-lim, lim, n, dim=dim, device=device, dtype=dtype)
-
-
-def plot_energy_1d(energy: Energy, *, low: float = -3.0, high: float = 3.0, n: int = 400,
-                   ax: plt.Axes | None = None, **plot_kw) -> plt.Axes:
-    """E(x) on [low, high] as a curve; returns the Axes.
-
-    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
-    """
-    ax = ax or plt.gca()
-    g = grid_mod.make_grid(low, high, n, dim=1)
-    ax.plot(g.axes[0].numpy(), _values_on(energy, g).numpy(), **plot_kw)
-    ax.set_xlabel("$x$")
-    ax.set_ylabel("$E(x)$")
-    return ax
-
-
-def plot_density_1d(energy: Energy, *, low: float = -3.0, high: float = 3.0, n: int = 400,
-                    temperature: float = 1.0, ax: plt.Axes | None = None, **plot_kw) -> plt.Axes:
-    """The normalized density exp(−E/T)/Z on [low, high] as a curve; returns the Axes.
-
-    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
-    """
-    ax = ax or plt.gca()
-    g = grid_mod.make_grid(low, high, n, dim=1)
-    p = grid_mod.density(energy, g, temperature=temperature).cpu()
-    ax.plot(g.axes[0].numpy(), p.numpy(), **plot_kw)
-    ax.set_xlabel("$x$")
-    ax.set_ylabel("$p(x)$")
-    return ax
+def _grid_2d(grid: grid_mod.Grid | None, lim: float, n: int) -> grid_mod.Grid:
+    if grid is None:
+        return grid_mod.make_grid(-lim, lim, n, dim=2)
+    if not isinstance(grid, grid_mod.Grid) or grid.dim != 2:
+        raise ValueError("grid must be a 2-D grid from eb.grid.make_grid(low, high, n, dim=2)")
+    return grid
 
 
 def plot_energy_2d(energy: Energy, *, grid: grid_mod.Grid | None = None, lim: float = 5.0, n: int = 200,
@@ -110,16 +62,15 @@ def plot_energy_2d(energy: Energy, *, grid: grid_mod.Grid | None = None, lim: fl
     See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     ax = ax or plt.gca()
-    g = _grid_for(grid, lim, n, 2)
-    e = _values_on(energy, g)
+    g = _grid_2d(grid, lim, n)
+    with torch.no_grad():
+        e = grid_mod.energy_on_grid(energy, g).reshape(g.shape).cpu()
     if clip_quantile is not None:
         e = e.clamp(max=torch.quantile(e.reshape(-1).double(), clip_quantile).item())
     xx, yy = (a.cpu().numpy() for a in g.axes)
     contour_kw.setdefault("cmap", "viridis")
     ax.contourf(xx, yy, e.T.numpy(), levels=levels, **contour_kw)
-    ax.set_aspect("equal")
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
+    ax.set(aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
     return ax
 
 
@@ -130,13 +81,12 @@ def plot_density_2d(energy: Energy, *, grid: grid_mod.Grid | None = None, lim: f
     See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     ax = ax or plt.gca()
-    g = _grid_for(grid, lim, n, 2)
+    g = _grid_2d(grid, lim, n)
     p = grid_mod.density(energy, g, temperature=temperature).cpu()
     imshow_kw.setdefault("cmap", "viridis")
     ax.imshow(p.T.numpy(), origin="lower", extent=(g.low[0], g.high[0], g.low[1], g.high[1]),
               aspect="equal", **imshow_kw)
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
+    ax.set(xlabel="$x_1$", ylabel="$x_2$")
     return ax
 
 
@@ -145,14 +95,10 @@ def plot_samples(x: Tensor, *, ax: plt.Axes | None = None, **scatter_kw) -> plt.
 
     See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
-    if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != 2:
-        raise ValueError(f"plot_samples expects a tensor of shape (n, 2), got {getattr(x, 'shape', type(x))}")
+    points(x, dim=2)
     ax = ax or plt.gca()
-    scatter_kw.setdefault("s", 2)
-    scatter_kw.setdefault("alpha", 0.5)
-    scatter_kw.setdefault("linewidths", 0)
     pts = x.detach().cpu().numpy()
-    ax.scatter(pts[:, 0], pts[:, 1], **scatter_kw)
+    ax.scatter(pts[:, 0], pts[:, 1], **{"s": 2, "alpha": 0.5, "linewidths": 0, **scatter_kw})
     ax.set_aspect("equal")
     return ax
 
@@ -238,8 +184,7 @@ def plot_image_grid(images: Tensor, *, n_cols: int = 16, low: float = -1.0, high
     if not isinstance(images, Tensor) or images.dim() not in (3, 4) or (images.dim() == 4 and images.shape[1] != 1):
         raise ValueError(f"plot_image_grid expects images of shape (n, 1, h, w) or (n, h, w), "
                          f"got {getattr(images, 'shape', type(images))}")
-    if isinstance(n_cols, bool) or not isinstance(n_cols, int) or n_cols < 1:
-        raise ValueError(f"n_cols must be a positive int, got {n_cols!r}")
+    count(n_cols, "n_cols")
     if not low < high:
         raise ValueError(f"need low < high, got low={low}, high={high}")
     x = images.detach().cpu().float().reshape(images.shape[0], images.shape[-2], images.shape[-1])
@@ -252,8 +197,6 @@ def plot_image_grid(images: Tensor, *, n_cols: int = 16, low: float = -1.0, high
     ax = ax or plt.gca()
     imshow_kw.setdefault("cmap", "gray_r")
     ax.imshow(canvas.clamp(low, high).numpy(), vmin=low, vmax=high, interpolation="nearest", **imshow_kw)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    ax.set(xticks=[], yticks=[])
+    ax.spines[:].set_visible(False)
     return ax

@@ -11,7 +11,11 @@ import ebmbook as eb  # noqa: E402
 
 
 def test_split_is_the_full_set_cut_in_two():
-    images, labels = eb.data.digits()
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.as_tensor(bunch.images, dtype=torch.float32)[:, None] / 8 - 1
+    labels = torch.as_tensor(bunch.target)
     split = eb.data.digits_split(n_test=300)
     assert split.x_train.shape == (1497, 1, 8, 8) and split.x_test.shape == (300, 1, 8, 8)
     assert split.y_train.shape == (1497,) and split.y_test.shape == (300,)

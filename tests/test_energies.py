@@ -7,7 +7,7 @@ import torch
 
 import ebmbook as eb
 
-TOYS = ["eight_gaussians", "two_moons", "rings", "checkerboard", "banana"]
+TOYS = ["eight_gaussians", "two_moons", "banana"]
 
 
 def test_gaussian_gradient_is_precision_times_offset(gen):
@@ -48,7 +48,7 @@ def test_banana_gradient_closed_form(gen):
 
 def test_score_is_minus_gradient(gen):
     x = torch.randn(10, 2, generator=gen)
-    torch.testing.assert_close(eb.energies.score(eb.energies.rings, x), -eb.energies.grad_energy(eb.energies.rings, x))
+    torch.testing.assert_close(eb.energies.score(eb.energies.two_moons, x), -eb.energies.grad_energy(eb.energies.two_moons, x))
 
 
 def test_mixture_with_one_component_is_a_normalized_gaussian(gen):
@@ -57,20 +57,6 @@ def test_mixture_with_one_component_is_a_normalized_gaussian(gen):
     expected = eb.energies.gaussian(x, torch.tensor([1.0, 2.0]), covariance=0.25 * torch.eye(2))
     log_z = eb.energies.gaussian_log_partition(covariance=0.25 * torch.eye(2))
     torch.testing.assert_close(e, expected + log_z)
-
-
-def test_rings_matches_angular_average(gen):
-    """The Bessel closed form equals a brute-force average of Gaussians around each ring."""
-    x = 3 * torch.randn(25, 2, generator=gen, dtype=torch.float64)
-    theta = torch.linspace(0, 2 * math.pi, 4001, dtype=torch.float64)[:-1]
-    dens = 0
-    for r in eb.energies.RINGS_RADII:
-        centres = r * torch.stack([theta.cos(), theta.sin()], 1)
-        sq = torch.cdist(x, centres).square()
-        s2 = eb.energies.RINGS_STD**2
-        dens = dens + (torch.exp(-sq / (2 * s2)) / (2 * math.pi * s2)).mean(1) / 3
-    ok = dens > 1e-12
-    torch.testing.assert_close(eb.energies.rings(x)[ok], -dens.log()[ok], rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", TOYS)
@@ -87,7 +73,7 @@ def test_toy_gradients_are_finite_far_away(name):
 
 
 def test_grad_energy_leaves_parameter_grads_alone(gen):
-    net = eb.energies.MLPEnergy(2, hidden=(8,))
+    net = eb.nets.MLPEnergy(2, hidden=(8,))
     x = torch.randn(5, 2, generator=gen)
     eb.energies.grad_energy(net, x)
     assert all(p.grad is None for p in net.parameters())
@@ -117,12 +103,12 @@ def test_inputs_are_not_modified(gen):
 
 
 def test_mlp_energy_shape_and_spectral_norm(gen):
-    net = eb.energies.MLPEnergy(3, hidden=(16, 16), spectral_norm=True)
+    net = eb.nets.MLPEnergy(3, hidden=(16, 16), spectral_norm=True)
     assert net(torch.randn(7, 3, generator=gen)).shape == (7,)
 
 
 def test_mlp_energy_generator_makes_initialization_reproducible():
-    make = lambda seed: eb.energies.MLPEnergy(2, hidden=(8, 8), generator=eb.make_generator(seed))
+    make = lambda seed: eb.nets.MLPEnergy(2, hidden=(8, 8), generator=eb.make_generator(seed))
     a, b, c = make(3), make(3), make(4)
     for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
         assert torch.equal(pa, pb) and not torch.equal(pa, pc)
@@ -130,4 +116,105 @@ def test_mlp_energy_generator_makes_initialization_reproducible():
     w = a.net[0].weight
     assert w.abs().max() <= bound and w.abs().max() > 0.5 * bound
     with pytest.raises(TypeError, match="make_generator"):
-        eb.energies.MLPEnergy(2, generator=0)
+        eb.nets.MLPEnergy(2, generator=0)
+
+
+class _Recorder(eb.nets.MLPEnergy):
+    """An MLP that records whether its parameters require gradients when it is called."""
+
+    seen: list
+
+    def forward(self, x):
+        self.seen.append([p.requires_grad for p in self.parameters()])
+        if getattr(self, "fail", False):
+            raise RuntimeError("boom")
+        return super().forward(x)
+
+
+def _recorder():
+    net = _Recorder(2, hidden=(8,), generator=eb.make_generator(0))
+    net.seen = []
+    return net
+
+
+def test_value_and_grad_stops_tracking_parameters_during_the_call_only(gen):
+    net = _recorder()
+    x = torch.randn(5, 2, generator=gen)
+    e, g = eb.energies.value_and_grad(net, x)
+    assert net.seen == [[False] * 4]                                   # switched off inside
+    assert all(p.requires_grad for p in net.parameters())              # and restored
+    assert not e.requires_grad and not g.requires_grad
+    with torch.no_grad():
+        torch.testing.assert_close(e, net(x))
+
+
+def test_value_and_grad_restores_parameters_after_an_error(gen):
+    net = _recorder()
+    net.fail = True
+    with pytest.raises(RuntimeError, match="boom"):
+        eb.energies.value_and_grad(net, torch.randn(5, 2, generator=gen))
+    assert all(p.requires_grad for p in net.parameters())
+
+
+def test_value_and_grad_keeps_frozen_parameters_frozen(gen):
+    net = _recorder()
+    net.net[0].weight.requires_grad_(False)
+    eb.energies.value_and_grad(net, torch.randn(5, 2, generator=gen))
+    assert [p.requires_grad for p in net.parameters()] == [False, True, True, True]
+
+
+def test_create_graph_keeps_parameters_tracked(gen):
+    """The KL term differentiates through a step: with create_graph the parameters stay in the graph."""
+    net = _recorder()
+    x = torch.randn(5, 2, generator=gen)
+    e, g = eb.energies.value_and_grad(net, x, create_graph=True)
+    assert net.seen == [[True] * 4]
+    grads = torch.autograd.grad(e.sum() + g.square().sum(), list(net.parameters()))
+    assert all(torch.isfinite(t).all() for t in grads)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda g: eb.nets.MLPEnergy(2, hidden=(8,), generator=g), (6, 2)),
+    (lambda g: eb.nets.ConvEnergy(4, generator=g), (6, 1, 8, 8)),
+])
+def test_nets_follow_the_dtype_rule(make, shape):
+    """A net computes in its parameters' dtype and returns energies in the input's dtype."""
+    net = make(eb.make_generator(0))
+    x = torch.randn(shape, generator=eb.make_generator(1), dtype=torch.float64)
+    e = net(x)
+    assert e.dtype == torch.float64 and next(net.parameters()).dtype == torch.float32
+    torch.testing.assert_close(e, net(x.float()).double(), rtol=0, atol=0)
+    e64 = net.double()(x)                                              # converted: computes in float64
+    assert e64.dtype == torch.float64 and torch.allclose(e64, e, atol=1e-5)
+    with pytest.raises(TypeError, match="floating point"):
+        net(x.long())
+
+
+def test_spectral_norm_uses_the_public_parametrization_and_leaves_the_global_state_alone():
+    before = torch.get_rng_state()
+    net = eb.nets.MLPEnergy(2, hidden=(16, 16), spectral_norm=True, generator=eb.make_generator(0))
+    assert torch.equal(before, torch.get_rng_state())
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 3 and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in linears)
+    x = torch.randn(4, 2, generator=eb.make_generator(1))
+    for _ in range(200):                                               # training mode: one iteration per call
+        net(x)
+    net.eval()
+    for m in linears:                                                  # every weight has spectral norm 1
+        assert abs(torch.linalg.matrix_norm(m.weight.detach(), ord=2).item() - 1) < 1e-3
+
+
+def test_spectral_norm_matches_pytorchs_power_iteration():
+    """The same computation as torch.nn.utils.parametrizations.spectral_norm, from the same start vectors."""
+    ours = eb.nets.MLPEnergy(3, hidden=(8,), spectral_norm=True, generator=eb.make_generator(0))
+    layer = ours.net[0]
+    theirs = torch.nn.Linear(3, 8)
+    with torch.no_grad():
+        theirs.weight.copy_(layer.parametrizations.weight.original)
+    theirs = torch.nn.utils.parametrizations.spectral_norm(theirs, n_power_iterations=1)
+    sn, mine = theirs.parametrizations.weight[0], layer.parametrizations.weight[0]
+    with torch.no_grad():
+        sn._u.copy_(mine._u)
+        sn._v.copy_(mine._v)
+    for _ in range(3):                                                 # training mode: both iterate once per call
+        torch.testing.assert_close(layer.weight, theirs.weight, rtol=1e-6, atol=1e-7)

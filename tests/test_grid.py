@@ -87,7 +87,7 @@ def test_nll_of_gaussian_data_is_exact(gen):
 
 
 def test_nll_is_differentiable_in_parameters(gen):
-    net = eb.energies.MLPEnergy(2, hidden=(8,))
+    net = eb.nets.MLPEnergy(2, hidden=(8,))
     x = eb.data.two_moons(64, generator=gen)
     eb.grid.nll(net, x, eb.grid.make_grid(-3, 3, 32, dim=2)).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
@@ -96,7 +96,7 @@ def test_nll_is_differentiable_in_parameters(gen):
 def test_grad_log_z_identity(gen):
     """∇θ log Z = −E_p[∇θ E] for a learned energy, both sides on the same grid."""
     torch.manual_seed(0)  # parameters of the test network only
-    net = eb.energies.MLPEnergy(2, hidden=(16,)).double()
+    net = eb.nets.MLPEnergy(2, hidden=(16,)).double()
     grid = eb.grid.make_grid(-3, 3, 64, dim=2, dtype=torch.float64)
     lhs = torch.autograd.grad(eb.grid.log_partition(net, grid), list(net.parameters()))
     w = eb.grid.density(net, grid).reshape(-1).detach() * grid.cell_volume
@@ -105,7 +105,7 @@ def test_grad_log_z_identity(gen):
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("name", ["eight_gaussians", "two_moons", "rings", "checkerboard", "banana"])
+@pytest.mark.parametrize("name", ["eight_gaussians", "two_moons", "banana"])
 def test_data_samplers_match_their_energy(name, bins2d):
     """Exact-grid KL of 20,000 data points is within noise of the floor of exact samples."""
     energy = getattr(eb.energies, name)
@@ -130,14 +130,14 @@ def test_kl_is_infinite_for_samples_outside_the_box(bins2d):
 
 def test_sample_exact_matches_its_grid(gen, bins2d):
     fine = eb.grid.make_grid(-5, 5, 200, dim=2)
-    x = eb.grid.sample_exact(eb.energies.rings, fine, 20_000, generator=gen)
-    kl = eb.grid.kl_from_samples(x, eb.energies.rings, bins2d)
-    floor = eb.grid.kl_floor(eb.energies.rings, bins2d, 20_000, generator=gen)
+    x = eb.grid.sample_exact(eb.energies.two_moons, fine, 20_000, generator=gen)
+    kl = eb.grid.kl_from_samples(x, eb.energies.two_moons, bins2d)
+    floor = eb.grid.kl_floor(eb.energies.two_moons, bins2d, 20_000, generator=gen)
     assert x.shape == (20_000, 2) and kl < floor + 0.005
 
 
 def test_chunking_does_not_change_the_result():
-    net = eb.energies.MLPEnergy(2, hidden=(16,))
+    net = eb.nets.MLPEnergy(2, hidden=(16,))
     grid = eb.grid.make_grid(-3, 3, 64, dim=2)
     a = eb.grid.log_partition(net, grid, chunk_size=100)
     b = eb.grid.log_partition(net, grid, chunk_size=10_000)
@@ -145,7 +145,7 @@ def test_chunking_does_not_change_the_result():
 
 
 def test_a_512_squared_grid_of_an_mlp_runs_in_chunks():
-    net = eb.energies.MLPEnergy(2)  # 2 → 128 → 128 → 1
+    net = eb.nets.MLPEnergy(2)  # 2 → 128 → 128 → 1
     grid = eb.grid.make_grid(-4, 4, 512, dim=2)
     with torch.no_grad():
         assert torch.isfinite(eb.grid.log_partition(net, grid, chunk_size=16_384))
@@ -163,3 +163,17 @@ def test_grid_follows_dtype(dtype):
     g = eb.grid.make_grid(-1, 1, 4, dim=1, dtype=dtype)
     assert g.points.dtype == dtype
     assert eb.grid.density(lambda x: x[:, 0] ** 2, g).dtype == torch.float64
+
+
+def test_kl_from_samples_pools_a_trajectory(bins2d):
+    x = eb.data.banana(2000, generator=eb.make_generator(0))
+    flat = eb.grid.kl_from_samples(x, eb.energies.banana, bins2d)
+    assert flat == eb.grid.kl_from_samples(x.view(4, 500, 2), eb.energies.banana, bins2d)
+
+
+def test_grid_memory_is_estimated_before_allocating():
+    """A typo of 10⁵ cells per side is refused at once instead of allocating 75 GiB."""
+    with pytest.raises(ValueError, match="GiB"):
+        eb.grid.make_grid(-1, 1, 100_000, dim=2)
+    with pytest.raises(ValueError, match="GiB"):
+        eb.grid.bin_masses(eb.energies.banana, eb.grid.make_grid(-1, 1, 4000, dim=2), refine=16)

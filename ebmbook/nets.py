@@ -1,0 +1,154 @@
+"""Learnable energies: small networks E_θ that map a batch (n, *event_shape) to energies (n,).
+
+The dtype rule: a net computes in the dtype of its parameters (float32 unless converted
+with ``net.double()``). Inputs of another floating dtype are cast to it, and the energies
+come back in the input's dtype, as for every other energy of the book. So a float64 grid,
+the recommended ground truth, works with a float32 net: ``eb.grid`` still sums in float64,
+while each energy value carries float32 precision. Convert the net with ``.double()`` when
+the energies themselves must be float64. Integer inputs are refused, never cast.
+
+Initialization: with a ``generator``, every weight and bias is drawn from it with PyTorch's
+default law for ``nn.Linear`` and ``nn.Conv2d``, U(−1/√fan_in, 1/√fan_in), layer by layer,
+and so are the start vectors of spectral normalization's power iteration; the global random
+state is neither read nor changed, and the same seed gives the same network (on the
+generator's device). Without one, PyTorch's global random state is used, as ``nn.Linear`` does.
+
+See chapter: "Training by contrastive divergence" (chapters/contrastive_divergence.ipynb).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from ._contracts import choice, count, points
+from .device import check_generator
+
+__all__ = ["MLPEnergy", "ConvEnergy"]
+
+_ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "softplus": nn.Softplus}
+
+
+class _SpectralNorm(nn.Module):
+    """W / σ(W), σ the largest singular value of W viewed as (out, fan_in), by power iteration.
+
+    The computation of ``torch.nn.utils.parametrizations.spectral_norm`` (one iteration per
+    forward in training mode, none in eval mode, 15 at the start), with its start vectors
+    u, v ~ N(0, I) drawn from ``generator`` (the global random state when None).
+    """
+
+    def __init__(self, weight: Tensor, generator: torch.Generator | None):
+        super().__init__()
+        mat = weight.detach().flatten(1)                                  # (out, fan_in)
+        device = generator.device if generator is not None else weight.device
+        u, v = (nn.functional.normalize(torch.randn(k, generator=generator, device=device, dtype=weight.dtype),
+                                        dim=0, eps=1e-12).to(weight.device) for k in mat.shape)
+        self.register_buffer("_u", u)
+        self.register_buffer("_v", v)
+        self._power_method(mat, 15)
+
+    @torch.no_grad()
+    def _power_method(self, mat: Tensor, n_iterations: int) -> None:
+        for _ in range(n_iterations):
+            self._u = nn.functional.normalize(torch.mv(mat, self._v), dim=0, eps=1e-12)
+            self._v = nn.functional.normalize(torch.mv(mat.H, self._u), dim=0, eps=1e-12)
+
+    def forward(self, weight: Tensor) -> Tensor:
+        mat = weight.flatten(1)
+        if self.training:
+            self._power_method(mat, 1)
+        return weight / torch.vdot(self._u, torch.mv(mat, self._v))
+
+
+def _layer(cls: type, *args, generator: torch.Generator | None, spectral_norm: bool, **kwargs) -> nn.Module:
+    """A linear or conv layer, drawn from ``generator`` (U(±1/√fan_in)) and optionally spectrally normalized."""
+    if generator is None:
+        layer = cls(*args, **kwargs)                                      # PyTorch's init, global random state
+    else:
+        layer = nn.utils.skip_init(cls, *args, **kwargs)                  # no draws from the global state
+        bound = 1 / math.sqrt(layer.weight[0].numel())
+        with torch.no_grad():
+            for p in (layer.weight, layer.bias):
+                u = torch.empty(p.shape, device=generator.device, dtype=p.dtype)
+                p.copy_(u.uniform_(-bound, bound, generator=generator))
+    if spectral_norm:
+        # unsafe=True skips the registration's trial forward, which would run a 16th iteration
+        parametrize.register_parametrization(layer, "weight", _SpectralNorm(layer.weight, generator), unsafe=True)
+    return layer
+
+
+class MLPEnergy(nn.Module):
+    """A small learnable energy: an MLP from (n, d) to (n,) with SiLU (Swish) activations.
+
+        E_θ(x) = w_Lᵀ σ(… σ(W₁x + b₁) …) + b_L
+
+    Args:
+        dim: input dimension d.
+        hidden: widths of the hidden layers.
+        spectral_norm: wrap every linear layer in spectral normalization.
+        generator: draws the initial weights (see the module's docstring); None uses the
+            global random state.
+        activation: "silu" (Swish, smooth, the default), "relu" or "softplus"; for 8x8 images
+            flatten them to d = 64 first.
+
+    Input (n, d) of any floating dtype (see the dtype rule); output (n,) in the input's dtype.
+
+    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
+    """
+
+    def __init__(self, dim: int, hidden: Sequence[int] = (128, 128), *, spectral_norm: bool = False,
+                 generator: torch.Generator | None = None, activation: str = "silu"):
+        super().__init__()
+        widths = [count(dim, "dim"), *(count(h, "every hidden width") for h in hidden), 1]
+        choice(activation, "activation", _ACTIVATIONS)
+        if generator is not None:
+            check_generator(generator)
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            layers += [_layer(nn.Linear, a, b, generator=generator, spectral_norm=spectral_norm),
+                       _ACTIVATIONS[activation]()]
+        self.net = nn.Sequential(*layers[:-1])
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        points(x, dim=self.dim)
+        return self.net(x.to(self.net[0].bias.dtype)).squeeze(1).to(x.dtype)        # (n, 1) -> (n,)
+
+
+class ConvEnergy(nn.Module):
+    """A small learnable energy for 1×8×8 images: two 3×3 convolutions, a stride-2 one, a linear head.
+
+        E_θ(x) = wᵀ flatten(σ(conv₃(σ(conv₂(σ(conv₁ x)))))) + b,   σ = SiLU
+
+    Args:
+        channels: feature maps of the convolutions.
+        spectral_norm: wrap every layer in spectral normalization.
+        generator: draws the initial weights (see the module's docstring); None uses the
+            global random state.
+
+    Input shape (n, 1, 8, 8), any floating dtype (see the dtype rule); output (n,) in the input's dtype.
+
+    See chapter: "Training an energy on 8x8 digits" (chapters/digits.ipynb).
+    """
+
+    def __init__(self, channels: int = 32, *, spectral_norm: bool = False, generator: torch.Generator | None = None):
+        super().__init__()
+        c = count(channels, "channels")
+        if generator is not None:
+            check_generator(generator)
+        kw = dict(generator=generator, spectral_norm=spectral_norm)
+        self.conv = nn.Sequential(_layer(nn.Conv2d, 1, c, 3, padding=1, **kw), nn.SiLU(),
+                                  _layer(nn.Conv2d, c, c, 3, padding=1, **kw), nn.SiLU(),
+                                  _layer(nn.Conv2d, c, 2 * c, 3, stride=2, padding=1, **kw), nn.SiLU())
+        self.head = _layer(nn.Linear, 2 * c * 16, 1, **kw)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if points(x).shape[1:] != (1, 8, 8):
+            raise ValueError(f"ConvEnergy expects images of shape (n, 1, 8, 8), got {tuple(x.shape)}; "
+                             "reshape flat digits with x.view(-1, 1, 8, 8)")
+        h = self.conv(x.to(self.head.bias.dtype))                                 # (n, 2c, 4, 4)
+        return self.head(h.flatten(1)).squeeze(1).to(x.dtype)             # (n,)
