@@ -1,0 +1,120 @@
+"""The package keeps the shape the chapters can copy (DESIGN.md, "Layout"; CONVENTIONS.md §1).
+
+* Size: at most 2,500 lines of code for the whole package at seven chapters, counted as the
+  lines that hold Python tokens other than docstrings and comments; no module over 500 lines.
+  The test prints the count per module.
+* Imports flow one way, along the data flow of DESIGN.md: no module imports a later one, and
+  none imports another module's private name (except the argument contracts).
+* Every "See chapter" line names a chapter whose code uses that function or class.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import io
+import re
+import tokenize
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import ebmbook as eb
+from tools.execute import ROOT
+
+PACKAGE = ROOT / "ebmbook"
+MODULES = sorted(p for p in PACKAGE.rglob("*.py"))
+CODE_BUDGET = 2500
+MODULE_LINES = 500
+# The one direction of imports: a module may import only modules earlier in this list
+ORDER = ["_contracts", "device", "data", "energies", "nets", "grid", "samplers", "tempering", "diagnostics",
+         "buffers", "losses", "training", "plotting", "checks", "__init__"]
+SEE_CHAPTER = re.compile(r'See chapter: "([^"]+)" \(chapters/([\w-]+)\.ipynb\)')
+
+
+def code_lines(path: Path) -> int:
+    """Lines holding a token that is not a comment or a docstring."""
+    tokens = list(tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline))
+    layout = {tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING}
+    blank = {tokenize.COMMENT, tokenize.NL}
+    lines = set()
+    for i, tok in enumerate(tokens):
+        if tok.type in blank | layout | {tokenize.ENDMARKER}:
+            continue
+        if tok.type == tokenize.STRING:  # a string that is a statement of its own is a docstring
+            before = next((t for t in reversed(tokens[:i]) if t.type not in blank), None)
+            after = next((t for t in tokens[i + 1:] if t.type not in blank), None)
+            if (before is None or before.type in layout) and (after is None or after.type in
+                                                                 (tokenize.NEWLINE, tokenize.ENDMARKER)):
+                continue
+        lines.update(range(tok.start[0], tok.end[0] + 1))
+    return len(lines)
+
+
+def _rank(path: Path) -> int:
+    rel = path.relative_to(PACKAGE)
+    name = rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 else rel.stem
+    return ORDER.index(name)
+
+
+def test_package_size_budget(capsys):
+    counts = {p.relative_to(ROOT).as_posix(): code_lines(p) for p in MODULES}
+    with capsys.disabled():
+        print("\npackage code lines (no docstrings, comments or blank lines):")
+        for name, n in counts.items():
+            print(f"  {name:<36} {n:5d}")
+        print(f"  {'total':<36} {sum(counts.values()):5d}  (budget {CODE_BUDGET})")
+    assert sum(counts.values()) <= CODE_BUDGET
+    long = {p.name: n for p in MODULES if (n := len(p.read_text(encoding="utf-8").splitlines())) > MODULE_LINES}
+    assert not long, f"modules over {MODULE_LINES} lines: {long}; split them by concept"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_imports_flow_one_way(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    rank = _rank(path)
+    inside = len(path.relative_to(PACKAGE).parts) > 1          # a module of a subpackage (checks/)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or node.level == 0:
+            continue
+        if inside and node.level == 1:                       # a sibling inside the same subpackage
+            continue
+        targets = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+        for target in targets:
+            assert target in ORDER, f"{path.name} imports an unknown module {target!r}"
+            assert ORDER.index(target) < rank, (
+                f"{path.relative_to(ROOT)} imports ebmbook.{target}, which comes later in the data flow")
+            if node.module and target != "_contracts":
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.relative_to(ROOT)} imports private names {private} of {target}"
+
+
+def _chapter_code(stem: str) -> str:
+    nb = nbformat.read(ROOT / "chapters" / f"{stem}.ipynb", as_version=4)
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def _public_objects():
+    for module_name in eb.__all__:
+        module = getattr(eb, module_name)
+        if not inspect.ismodule(module):
+            continue
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                yield f"{module_name}.{name}", name, obj
+
+
+@pytest.mark.parametrize("qualname, name, obj", list(_public_objects()), ids=lambda v: v if isinstance(v, str) else "")
+def test_see_chapter_names_a_chapter_that_uses_it(qualname, name, obj):
+    doc = inspect.getdoc(obj) or ""
+    found = SEE_CHAPTER.findall(doc)
+    assert found, f"ebmbook.{qualname} has no 'See chapter: \"Title\" (chapters/<name>.ipynb)' line"
+    for title, stem in found:
+        path = ROOT / "chapters" / f"{stem}.ipynb"
+        assert path.exists(), f"ebmbook.{qualname} names chapters/{stem}.ipynb, which does not exist"
+        first = nbformat.read(path, as_version=4).cells[0].source
+        assert title in first, f"ebmbook.{qualname}: chapters/{stem}.ipynb is not titled {title!r}"
+        assert re.search(rf"\b{re.escape(name)}\b", _chapter_code(stem)), (
+            f"ebmbook.{qualname} names chapter {stem!r}, whose code never uses {name}")
