@@ -35,7 +35,7 @@ def acceptance_rate(accepted: Tensor | Sequence[Tensor]) -> Tensor:
     See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     if not isinstance(accepted, Tensor):
-        accepted = torch.stack(list(accepted))
+        accepted = torch.stack(list(accepted)) if len(accepted) else torch.zeros(0, 0)
     if accepted.dim() != 2 or accepted.numel() == 0:
         raise ValueError(f"accepted must have shape (T, n) with T, n ≥ 1, got {tuple(accepted.shape)}")
     return accepted.float().mean(0)
@@ -66,24 +66,28 @@ def autocorrelation(trace: Tensor, max_lag: int | None = None) -> Tensor:
     """
     if not isinstance(trace, Tensor) or trace.dim() < 1 or trace.shape[0] < 2:
         raise ValueError("trace must be a tensor of shape (T, ...) with T ≥ 2")
+    if not trace.is_floating_point():
+        raise TypeError(f"trace must be floating point, got {trace.dtype}; use trace.float()")
     max_lag = trace.shape[0] - 1 if max_lag is None else count(max_lag, "max_lag", 0)
     if max_lag >= trace.shape[0]:
         raise ValueError(f"max_lag must be < T = {trace.shape[0]}, got {max_lag}")
     acov = _autocovariance(trace.detach().to(torch.float64))
-    return (acov[: max_lag + 1] / acov[0]).to(trace.dtype if trace.is_floating_point() else torch.float64)
+    return (acov[: max_lag + 1] / acov[0]).to(trace.dtype)
 
 
 def _chains(trace: Tensor, split: bool) -> Tensor:
     """The trace as (N, m, D) float64 chains, each chain cut into halves first when split."""
-    if not isinstance(trace, Tensor) or trace.dim() < 2:
-        raise ValueError("trace must have shape (T, n, ...) with one column per chain; "
+    if not isinstance(trace, Tensor) or trace.dim() < 2 or trace.numel() == 0:
+        raise ValueError("trace must be a non-empty tensor of shape (T, n, ...) with one column per chain; "
                          "for one chain use trace[:, None]")
+    points(trace, "trace")                                                 # non-empty, floating point
     x = trace.detach().to(torch.float64).reshape(trace.shape[0], trace.shape[1], -1)      # (T, n, D)
     if split:
         half = x.shape[0] // 2
         x = torch.cat([x[:half], x[x.shape[0] - half:]], dim=1)            # (T/2, 2n, D)
     if x.shape[0] < 4:
-        raise ValueError(f"need at least 4 steps per chain{' after splitting' if split else ''}, got {x.shape[0]}")
+        raise ValueError(f"the trace needs at least 4 steps per chain{' after splitting' if split else ''}, "
+                         f"got {x.shape[0]}")
     return x
 
 

@@ -103,8 +103,8 @@ def annealed_langevin(energy_or_energies: Energy | Sequence[Energy], state: Chai
     per_level = isinstance(energy_or_energies, (list, tuple, torch.nn.ModuleList))
     energies = list(energy_or_energies) if per_level else [energy_or_energies] * len(temps)
     if len(energies) != len(temps) or not all(callable(e) for e in energies):
-        raise ValueError(f"give one energy, or a list of {len(temps)} energies (one per temperature), "
-                         f"got {len(energies)} entries")
+        raise ValueError(f"give one energy, or a list with one energy per entry of temperatures ({len(temps)}), "
+                         f"got {len(energies)}")
     ends, end_energies, rates = [], [], []
     levels = list(zip(energies, temps, etas))
     for energy, temp, eta in (tqdm(levels, desc="annealing") if progress else levels):

@@ -184,7 +184,7 @@ BAD = [
     ("an empty schedule", lambda: TEMPERING.annealed_langevin(half_square, X, temperatures=[], steps_per_level=2, step=S.mala_step, step_size=0.1, generator=GEN), ValueError, "temperatures"),
     ("zero steps per level", lambda: TEMPERING.annealed_langevin(half_square, X, temperatures=[2.0, 1.0], steps_per_level=0, step=S.mala_step, step_size=0.1, generator=GEN), ValueError, "steps_per_level"),
     ("no step kernel", lambda: TEMPERING.annealed_langevin(half_square, X, temperatures=[2.0, 1.0], steps_per_level=2, step="mala", step_size=0.1, generator=GEN), TypeError, "eb.samplers.mala_step"),
-    ("one energy too few", lambda: TEMPERING.annealed_langevin([half_square], X, temperatures=[2.0, 1.0], steps_per_level=2, step=S.mala_step, step_size=0.1, generator=GEN), ValueError, "one per temperature"),
+    ("one energy too few", lambda: TEMPERING.annealed_langevin([half_square], X, temperatures=[2.0, 1.0], steps_per_level=2, step=S.mala_step, step_size=0.1, generator=GEN), ValueError, "one energy per entry of temperatures"),
     ("an empty batch", lambda: TEMPERING.annealed_langevin(half_square, torch.zeros(0, 2), temperatures=[2.0, 1.0], steps_per_level=2, step=S.mala_step, step_size=0.1, generator=GEN), ValueError, "empty"),
     ("not a generator", lambda: TEMPERING.annealed_langevin(half_square, X, temperatures=[2.0, 1.0], steps_per_level=2, step=S.mala_step, step_size=0.1, generator=1), TypeError, "make_generator"),
 ]
