@@ -20,8 +20,9 @@ steps, random-walk MH) runs in these implementations:
 Every measurement of a group (target, chains, algorithm) is repeated ``--repeats`` times; the
 implementations run interleaved, in a rotated order each round, and ratios are taken within a
 round. Results are medians with the spread (min–max) over rounds. Time is the process's CPU
-time by default (``--clock cpu``): on a machine shared with other work it does not count the
-time the benchmark waits for a core; ``--clock wall`` measures wall-clock time instead.
+time by default (``--clock cpu``): on a machine shared with other work it leaves out the time
+the benchmark waits for a core (not the slowdown from sharing caches and memory bandwidth);
+``--clock wall`` measures wall-clock time instead.
 
 Usage (from the repository root, in the benchmark's own environment, see README.md)::
 
@@ -384,8 +385,9 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--chains", type=int, nargs="+", default=[1024, 16384])
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
-                        help="cpu: the process's CPU time (robust on a shared machine); wall: wall-clock time")
+                        help="cpu: the process's CPU time (leaves out waiting for a core); wall: wall-clock time")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--note", help="a line stored with the results (e.g. which ebmbook tree was measured)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     global clock
@@ -394,7 +396,7 @@ def main():
     info = dict(date=datetime.date.today().isoformat(),
                 machine=f"{platform.machine()}, {os.cpu_count()} cores, CPU capability "
                         f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} torch thread(s)",
-                cpu=cpu_name(), clock=args.clock, **versions())
+                cpu=cpu_name(), clock=args.clock, **versions(), **({"note": args.note} if args.note else {}))
     print(" · ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     results = []
     start = time.perf_counter()
