@@ -1,31 +1,27 @@
 """Drawing samples from exp(−E/T): the chain state, pure transition steps, and the one loop over time.
 
-The shape of every sampler here (blackjax's, in PyTorch):
-
-* The **state** is a :class:`ChainState`: the positions of n chains with the energy and the input
-  gradient there, so that the next step does not recompute them. :func:`init_state` builds it
-  and checks the positions once. One step of ULA or MALA costs one forward and one
-  input-gradient backward pass, HMC one of each per leapfrog step, random-walk MH one forward.
+* The **state** is a :class:`ChainState`: positions of n chains with E and ∇ₓE there, so the next
+  step does not recompute them; :func:`init_state` builds it and checks the positions once.
+  ULA and MALA cost one forward and one input-gradient backward pass per step, HMC one of each
+  per leapfrog step, random-walk MH one forward.
 * A **step** is a pure function ``step(energy, state, *, ..., generator) -> (state_next, info)``
-  on states only: it keeps no hidden state, never changes its inputs in place, and takes every
-  random number from ``generator``. A state whose energy or gradient is ``None`` (e.g.
-  ``ChainState(x)``) is completed by the first step that needs it, through :func:`init_state`.
+  on states only, as in blackjax: it keeps no hidden state, never changes its inputs in place,
+  and takes every random number from ``generator``. A state whose energy or gradient is
+  ``None`` (e.g. ``ChainState(x)``) is completed by the first step that needs it (:func:`init_state`).
 * **One Metropolis block.** MH, MALA and HMC propose, then share one accept/reject: a proposal
   whose energy, gradient or log-ratio is NaN or infinite is rejected (acceptance probability 0),
   because outside the energy's domain the target has no mass. ULA has no rejection, so a
   non-finite position or energy raises ``FloatingPointError``.
-* :func:`run_chain` is the only loop over time (burn-in, thinning, trajectory, acceptance rate);
-  it also accepts a tensor of starting positions.
+* :func:`run_chain` is the only loop over time; it also accepts a tensor of starting positions.
 * **Step sizes, one meaning per name.** ``step_size`` is η for ULA and MALA (drift η/T · ∇E,
   noise √(2η) ξ) and the leapfrog ε for HMC; HMC with one leapfrog step is MALA with η = ε²/2.
   Random-walk MH has a ``proposal_std`` σ instead. Step sizes and temperatures are numbers or
-  per-chain tensors of shape (n,); each step checks them (a few microseconds for numbers).
+  per-chain tensors (n,); each step checks them (a positive float in well under a microsecond).
 * **Temperature.** ``temperature=T`` makes a step target exp(−E/T): it is the same step on the
   energy E/T. The state stores E and ∇E themselves, so one state serves every temperature.
 * **Order of random draws** (fixed, so a hand-written step with the same generator reproduces
-  the package's): MH and MALA draw ``randn(x.shape)`` and then ``rand(n)``; ULA draws one
-  ``randn(x.shape)`` after the gradient at x is known; HMC draws the momentum ``randn(x.shape)``
-  and then ``rand(n)``.
+  the package's): MH and MALA draw ``randn(x.shape)``, then ``rand(n)``; ULA one ``randn(x.shape)``
+  after the gradient at x is known; HMC the momentum ``randn(x.shape)``, then ``rand(n)``.
 
 See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
 """
@@ -154,8 +150,12 @@ def _begin(energy: Energy, state: ChainState, generator, with_grad: bool, **scal
     if not isinstance(state, ChainState):
         raise TypeError(f"a step takes a ChainState, got {type(state).__name__}; build one with "
                         "eb.samplers.init_state(energy, x), or let eb.samplers.run_chain take the tensor")
-    check_generator(generator, state.x.device)
-    values = [per_chain(v, name, state.x, _ADVICE[name]) for name, v in scales.items()]
+    x = state.x
+    if not (type(generator) is torch.Generator and generator.device.type == x.device.type):
+        check_generator(generator, x.device)                              # raises, naming the fix
+    # every step: a positive float passes at once, anything else goes through per_chain
+    values = [v if type(v) is float and 0.0 < v < math.inf else per_chain(v, name, x, _ADVICE[name])
+              for name, v in scales.items()]
     if state.energy is None or (with_grad and state.grad is None):
         state = init_state(energy, state.x, with_grad=with_grad)
     return (state, *values)
@@ -401,7 +401,8 @@ def noisy_gradient_step(energy: Energy, state: ChainState, *, step_size: float, 
         return langevin_step(energy, state, step_size=noise_std**2 / 2, generator=generator, temperature=temperature)
     except FloatingPointError:
         raise FloatingPointError(f"the chains diverged: an energy is not finite after a step with step_size="
-                                 f"{step_size} and noise_std={noise_std}; use a smaller step_size than {step_size}") from None
+                                 f"{step_size} and noise_std={noise_std}; use a smaller step_size than "
+                                 f"{step_size}") from None
 
 
 def differentiable_langevin_step(energy: Energy, x: Tensor, *, step_size: float,
@@ -464,8 +465,8 @@ def run_chain(step: Callable, state: ChainState | Tensor, *, n_steps: int, burn_
     x = points(state.x, "state.x")
     for name, t, shape in (("energy", state.energy, x.shape[:1]), ("grad", state.grad, x.shape)):
         if t is not None and (not isinstance(t, Tensor) or t.shape != shape):
-            raise ValueError(f"state.{name} must have shape {tuple(shape)}, got "
-                             f"{tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__}; build states with init_state")
+            got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"state.{name} must have shape {tuple(shape)}, got {got}; build states with init_state")
     n_steps, burn_in, thin = count(n_steps, "n_steps"), count(burn_in, "burn_in", 0), count(thin, "thin")
     n_kept = n_steps // thin
     if keep_trajectory and n_kept == 0:
