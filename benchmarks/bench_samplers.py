@@ -4,7 +4,8 @@ For each target (an analytic eight-Gaussians ring, an MLP energy on R², an MLP 
 and each number of chains (1,024 and 16,384), every algorithm (ULA, MALA, HMC with 5 leapfrog
 steps, random-walk MH) runs in these implementations:
 
-* ebmbook     ``eb.samplers.run_chain`` over the package's step (state in, state out);
+* ebmbook     ``eb.samplers.run_chain`` over the package's step (state in, state out), started
+              from ``eb.samplers.init_state``;
 * hand        a hand-optimized plain-PyTorch loop of the same algorithm that caches the energy
               and gradient of the current state and fuses the elementwise updates;
 * naive       the per-step loop of common tutorials: parameters' requires_grad switched off
@@ -18,7 +19,10 @@ steps, random-walk MH) runs in these implementations:
 
 Every measurement of a group (target, chains, algorithm) is repeated ``--repeats`` times; the
 implementations run interleaved, in a rotated order each round, and ratios are taken within a
-round. Results are medians with the spread (min–max) over rounds.
+round. Results are medians with the spread (min–max) over rounds. Time is the process's CPU
+time by default (``--clock cpu``): on a machine shared with other work it leaves out the time
+the benchmark waits for a core (not the slowdown from sharing caches and memory bandwidth);
+``--clock wall`` measures wall-clock time instead.
 
 Usage (from the repository root, in the benchmark's own environment, see README.md)::
 
@@ -65,13 +69,18 @@ GRADIENTS_PER_STEP = {"ula": 1, "mala": 1, "hmc": N_LEAPFROG, "mh": 0}
 
 # ------------------------------------------------------------------------------------ targets
 
+# the learnable energies live in ebmbook.nets from issue 11 on (ebmbook.energies before)
+MLPEnergy = eb.nets.MLPEnergy if hasattr(eb, "nets") else eb.energies.MLPEnergy
+
+
 def make_targets():
     torch.manual_seed(0)  # the MLPs' initial weights; samplers below use explicit generators
+    # step sizes: η for ULA and MALA, the leapfrog ε for HMC, the proposal std σ for MH
     return {
         "eight Gaussians (analytic, d=2)": (eb.energies.eight_gaussians, 2,
                                             dict(ula=0.05, mala=0.05, hmc=0.1, mh=0.5)),
-        "MLP 2→128→128→1": (eb.energies.MLPEnergy(2), 2, dict(ula=0.01, mala=0.01, hmc=0.1, mh=0.3)),
-        "MLP 64→128→128→1": (eb.energies.MLPEnergy(64), 64, dict(ula=0.01, mala=0.01, hmc=0.1, mh=0.1)),
+        "MLP 2→128→128→1": (MLPEnergy(2), 2, dict(ula=0.01, mala=0.01, hmc=0.1, mh=0.3)),
+        "MLP 64→128→128→1": (MLPEnergy(64), 64, dict(ula=0.01, mala=0.01, hmc=0.1, mh=0.1)),
     }
 
 
@@ -82,7 +91,7 @@ def run_ebmbook(algo, energy, x0, size, n_steps, gen):
         "ula": functools.partial(eb.samplers.langevin_step, energy, step_size=size, generator=gen),
         "mala": functools.partial(eb.samplers.mala_step, energy, step_size=size, generator=gen),
         "hmc": functools.partial(eb.samplers.hmc_step, energy, step_size=size, n_leapfrog=N_LEAPFROG, generator=gen),
-        "mh": functools.partial(eb.samplers.mh_step, energy, step_size=size, generator=gen),
+        "mh": functools.partial(eb.samplers.mh_step, energy, proposal_std=size, generator=gen),
     }
     state = eb.samplers.init_state(energy, x0, with_grad=algo != "mh")   # once, outside the clock
 
@@ -296,10 +305,14 @@ IMPLEMENTATIONS = {
 
 # --------------------------------------------------------------------------------- measurement
 
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]
+
+
 def timed(fn) -> float:
-    t0 = time.perf_counter()
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def measure_group(algo, energy, dim, size, n_chains, repeats, seconds):
@@ -345,6 +358,16 @@ def fmt_ratio(s):
     return f"{s['median']:.2f} [{s['low']:.2f}–{s['high']:.2f}]"
 
 
+def cpu_name():
+    """The CPU's model name and family from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in f if ":" in line)}
+        return f"{fields['model name']} (family {fields['cpu family']}, model {fields['model']})"
+    except (OSError, KeyError):
+        return platform.processor() or "unknown"
+
+
 def versions():
     out = {"python": platform.python_version(), "torch": torch.__version__, "ebmbook": eb.__version__}
     for dist in ("torchebm", "ebmkit"):
@@ -361,14 +384,19 @@ def main():
     parser.add_argument("--seconds", type=float, default=0.25, help="target duration of one ebmbook measurement")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--chains", type=int, nargs="+", default=[1024, 16384])
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
+                        help="cpu: the process's CPU time (leaves out waiting for a core); wall: wall-clock time")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--note", help="a line stored with the results (e.g. which ebmbook tree was measured)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global clock
+    clock = CLOCKS[args.clock]
 
     info = dict(date=datetime.date.today().isoformat(),
                 machine=f"{platform.machine()}, {os.cpu_count()} cores, CPU capability "
                         f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} torch thread(s)",
-                **versions())
+                cpu=cpu_name(), clock=args.clock, **versions(), **({"note": args.note} if args.note else {}))
     print(" · ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     results = []
     start = time.perf_counter()

@@ -1,7 +1,9 @@
-"""Samplers: stationarity on known targets, exact KL against the grid, contracts, costs, diagnostics.
+"""Samplers: stationarity on known targets, exact KL against the grid, the shared Metropolis block,
+strict states, the order of random draws, costs and contracts.
 
 Tolerances are stated next to each test as multiples of the Monte Carlo standard error of the
 statistic under exact sampling, so a test fails when the sampler is wrong, not by chance.
+Tempering and annealing are tested in test_tempering.py, diagnostics in test_diagnostics.py.
 """
 
 import functools
@@ -11,6 +13,7 @@ import pytest
 import torch
 
 import ebmbook as eb
+import ebmbook.diagnostics  # noqa: F401  (eb.diagnostics before the package imports it)
 
 S = eb.samplers
 
@@ -27,24 +30,17 @@ def half_square(x):
     return 0.5 * x.flatten(1).square().sum(1)
 
 
-MODES = torch.tensor([[3.0, 3.0], [-3.0, 3.0], [-3.0, -3.0], [3.0, -3.0]])
-
-
-def four_modes(x):
-    """Four equal Gaussians (std 0.4) at the corners of a square: barriers of about 28 nats."""
-    return eb.energies.gaussian_mixture(x, MODES, 0.4)
-
-
 def kernel(step, energy, generator, **kw):
     return functools.partial(step, energy, generator=generator, **kw)
 
 
 STEPS = {
-    "mh": (S.mh_step, dict(step_size=1.2)),
+    "mh": (S.mh_step, dict(proposal_std=1.2)),
     "ula": (S.langevin_step, dict(step_size=0.1)),
     "mala": (S.mala_step, dict(step_size=0.5)),
     "hmc": (S.hmc_step, dict(step_size=0.4, n_leapfrog=5)),
 }
+SCALE = {"mh": "proposal_std", "ula": "step_size", "mala": "step_size", "hmc": "step_size"}
 
 
 # ------------------------------------------------------------------------------ stationarity
@@ -85,6 +81,25 @@ def test_ula_stationary_variance_on_a_standard_normal(eta):
     assert var - 1 > 0.03                                                 # the bias is resolved
 
 
+@pytest.mark.parametrize("name", ["mh", "mala", "hmc"])
+def test_per_chain_step_sizes_each_sample_the_target(name):
+    # Four groups of 4,000 chains with step sizes spread over a factor 8, in one batch, on the
+    # correlated Gaussian. Each group's mean has standard error ≤ √(2/4000) = 0.022 (tolerance
+    # 0.1) and its variances ≤ 2·√(2/4000) = 0.045 (tolerance 0.2); the acceptance falls with the step.
+    step, kw = STEPS[name]
+    base = kw[SCALE[name]]
+    sizes = (torch.tensor([0.25, 0.5, 1.0, 2.0]) * base).repeat_interleave(4000)     # (16000,)
+    kw = {**kw, SCALE[name]: sizes}
+    result = S.run_chain(kernel(step, gaussian_2d, eb.make_generator(40), **kw), torch.zeros(16000, 2),
+                         n_steps=200, keep_trajectory=False)
+    groups = result.state.x.view(4, 4000, 2)
+    for x in groups:
+        torch.testing.assert_close(x.mean(0), MEAN, atol=0.1, rtol=0)
+        torch.testing.assert_close(x.var(0), COV.diagonal(), atol=0.2, rtol=0)
+    rates = result.accept_rate.view(4, 4000).mean(1)
+    assert (rates[1:] < rates[:-1]).all(), rates
+
+
 def test_mala_reaches_the_grid_kl_floor_on_eight_gaussians_and_ula_does_not():
     # Eight Gaussians (radius 4/√2, std 0.5/√2), 20,000 chains from the broad start N(0, 3²I), 150
     # steps at η = 0.1. By symmetry each mode receives 1/8 of the chains, so MALA's histogram is
@@ -98,7 +113,7 @@ def test_mala_reaches_the_grid_kl_floor_on_eight_gaussians_and_ula_does_not():
     kls = {}
     for step in (S.mala_step, S.langevin_step):
         result = S.run_chain(kernel(step, energy, gen, step_size=0.1), x0, n_steps=150, keep_trajectory=False)
-        kls[step.__name__] = float(S.grid_kl(result.state.x, energy, bins))
+        kls[step.__name__] = float(eb.grid.kl_from_samples(result.state.x, energy, bins))
     assert abs(kls["mala_step"] - floor) < 0.01, (kls, floor)
     assert kls["langevin_step"] - floor > 0.05, (kls, floor)
 
@@ -114,81 +129,25 @@ def test_hmc_energy_error_shrinks_like_step_size_squared():
     assert 3.0 < errors[0] / errors[1] < 5.0, errors
 
 
-# ----------------------------------------------------------------------- multimodality
-
-def test_tempering_and_annealing_balance_modes_where_mala_stays_stuck():
-    # All chains start in one mode. Exact occupancy is 1/4 per mode; with 1,000 chains its standard
-    # error is √(¼·¾/1000) = 0.014, tolerance 0.06.
-    gen = eb.make_generator(5)
-    n = 1000
-    x_start = MODES[0] + 0.4 * torch.randn(n, 2, generator=gen)
-
-    stuck = S.run_chain(kernel(S.mala_step, four_modes, gen, step_size=0.05), x_start, n_steps=300,
-                        keep_trajectory=False)
-    assert S.mode_occupancy(stuck.state.x, MODES)[0] > 0.99
-
-    ladder = [float(t) for t in torch.logspace(0, math.log10(40), 6)]
-    pt = kernel(S.tempering_step, four_modes, gen, temperatures=ladder, step_size=[0.05 * t for t in ladder])
-    result = S.run_chain(pt, x_start.repeat(len(ladder), 1), n_steps=1, burn_in=500)
-    cold = result.state.x.unflatten(0, (len(ladder), n))[0]               # (n, 2) at T = 1
-    occupancy = S.mode_occupancy(cold, MODES)
-    assert (occupancy - 0.25).abs().max() < 0.06, occupancy
-    # and within the modes the cold chains have the right width: E‖x − μ‖² = 2 · 0.4² = 0.32,
-    # standard error 0.32/√1000 = 0.010, tolerance 0.05
-    assert abs(spread(cold) - 0.32) < 0.05, spread(cold)
-
-    schedule = [float(t) for t in torch.logspace(math.log10(40), 0, 20)]
-    annealed = S.annealed_langevin(four_modes, x_start, temperatures=schedule, steps_per_level=20,
-                                   step_size=[0.05 * t for t in schedule], generator=gen, adjusted=True)
-    assert annealed.trajectory.shape == (20, n, 2)
-    occupancy = S.mode_occupancy(annealed.state.x, MODES)
-    assert (occupancy - 0.25).abs().max() < 0.06, occupancy
-    assert abs(spread(annealed.state.x) - 0.32) < 0.05
+def test_hmc_with_one_leapfrog_step_is_mala_with_half_eps_squared():
+    # The docstrings' relation: one leapfrog step of ε is MALA with η = ε²/2 (same draws: randn, rand)
+    x = torch.randn(256, 2, generator=eb.make_generator(41), dtype=torch.float64)
+    state = S.init_state(gaussian_2d, x)
+    eps = 0.7
+    hmc, hmc_info = S.hmc_step(gaussian_2d, state, step_size=eps, n_leapfrog=1, generator=eb.make_generator(42))
+    mala, mala_info = S.mala_step(gaussian_2d, state, step_size=eps**2 / 2, generator=eb.make_generator(42))
+    torch.testing.assert_close(hmc.x, mala.x)
+    torch.testing.assert_close(hmc_info.accept_prob, mala_info.accept_prob)
 
 
-def spread(x):
-    """Mean squared distance to the nearest mode."""
-    return float(torch.cdist(x, MODES).min(1).values.square().mean())
-
-
-def test_tempering_swaps_keep_the_ladder_and_report_probabilities():
-    gen = eb.make_generator(6)
-    ladder = [1.0, 2.0, 4.0]
-    x = torch.randn(3 * 50, 2, generator=gen)
-    state = S.init_state(four_modes, x)
-    new, info = S.tempering_step(four_modes, state, temperatures=ladder, step_size=0.05, generator=gen)
-    assert info.swap_prob.shape == info.swapped.shape == (2, 50)
-    assert ((info.swap_prob >= 0) & (info.swap_prob <= 1)).all()
-    assert not (info.swapped[0] & info.swapped[1]).any()                 # one parity per step
-    # the energies travel with their positions
-    torch.testing.assert_close(new.energy, four_modes(new.x))
-    # with a local move that does nothing, a step only permutes the states within each column
-    def stay(energy, state, **kw):
-        n_all = state.x.shape[0]
-        return state, S.StepInfo(torch.ones(n_all), torch.ones(n_all, dtype=torch.bool))
-
-    new, info = S.tempering_step(four_modes, state, temperatures=ladder, step_size=0.05, generator=gen,
-                                 local_step=stay)
-    assert info.swapped.any()
-    before, after = state.x.view(3, 50, 2), new.x.view(3, 50, 2)
-    torch.testing.assert_close(after.sort(0).values, before.sort(0).values, atol=0, rtol=0)
-    k = int(info.swapped.any(1).nonzero()[0])                             # a pair that swapped somewhere
-    j = info.swapped[k]
-    assert torch.equal(after[k, j], before[k + 1, j]) and torch.equal(after[k + 1, j], before[k, j])
-    # HMC as the local move
-    new, info = S.tempering_step(four_modes, state, temperatures=ladder, step_size=0.1, generator=gen,
-                                 local_step=S.hmc_step, n_leapfrog=3)
-    assert new.x.shape == x.shape
-
-
-# ----------------------------------------------------------------------- contracts
+# ----------------------------------------------------------------------- the Metropolis block
 
 @pytest.mark.parametrize("name", ["mala", "hmc", "mh"])
 def test_acceptance_is_a_probability(name):
     step, kw = STEPS[name]
-    x = torch.randn(500, 2, generator=eb.make_generator(7))
+    state = S.init_state(gaussian_2d, torch.randn(500, 2, generator=eb.make_generator(7)))
     for size in (1e-3, 0.3, 3.0, 30.0):
-        _, info = step(gaussian_2d, x, generator=eb.make_generator(8), **{**kw, "step_size": size})
+        _, info = step(gaussian_2d, state, generator=eb.make_generator(8), **{**kw, SCALE[name]: size})
         assert info.accept_prob.shape == (500,) and info.accepted.dtype == torch.bool
         assert ((info.accept_prob >= 0) & (info.accept_prob <= 1)).all()
     assert info.accept_prob.mean() < 0.05                                 # a huge step is rejected
@@ -199,6 +158,11 @@ def nan_beyond_half(x):
     e = gaussian_2d(x)
     e = torch.where(x[:, 0] > 0.5, torch.nan, e)
     return torch.where(x[:, 1] > 2, torch.inf, e)
+
+
+def nan_gradient_beyond_half(x):
+    """A finite value everywhere, but a NaN gradient for x₁ > 0.5 (√0's derivative times 0)."""
+    return gaussian_2d(x) + torch.sqrt(torch.where(x[:, 0] > 0.5, x[:, 0] - x[:, 0], 1.0))
 
 
 @pytest.mark.parametrize("name", ["mh", "mala", "hmc"])
@@ -212,16 +176,35 @@ def test_nan_and_inf_proposals_are_rejected(name):
     assert result.accept_rate.mean() > 0.1                                # it still moves
 
 
+@pytest.mark.parametrize("name", ["mala", "hmc"])
+def test_a_nan_gradient_with_a_finite_energy_is_rejected(name):
+    step, kw = STEPS[name]
+    x = torch.full((2000, 2), -1.0)
+    assert torch.isfinite(nan_gradient_beyond_half(x + 2)).all()         # the value alone is fine there
+    result = S.run_chain(kernel(step, nan_gradient_beyond_half, eb.make_generator(43), **kw), x, n_steps=50)
+    assert (result.trajectory[..., 0] <= 0.5).all()
+    assert torch.isfinite(result.state.grad).all()
+    assert result.accept_rate.mean() > 0.1
+
+
 def test_ula_raises_when_it_diverges():
     # On E = x²/2 a step of 3 multiplies x by −2 each time: float32 overflows within ~130 steps
     step = kernel(S.langevin_step, half_square, eb.make_generator(10), step_size=3.0)
     with pytest.raises(FloatingPointError, match=r"step_size=3\.0.*smaller step_size"):
         S.run_chain(step, torch.ones(10, 1), n_steps=400)
-    with pytest.raises(FloatingPointError, match=r"smaller step_size.*3\.0"):   # the tensor form
-        x = torch.ones(10, 1)
+    with pytest.raises(FloatingPointError, match=r"smaller step_size.*3\.0"):   # a hand-written loop over states
+        state = S.init_state(half_square, torch.ones(10, 1))
         for _ in range(400):
-            x, _ = S.langevin_step(half_square, x, step_size=3.0, generator=eb.make_generator(10))
+            state, _ = S.langevin_step(half_square, state, step_size=3.0, generator=eb.make_generator(10))
 
+
+def test_noisy_gradient_step_divergence_speaks_in_the_callers_step_and_noise():
+    step = kernel(S.noisy_gradient_step, half_square, eb.make_generator(44), step_size=3.0, noise_std=0.1)
+    with pytest.raises(FloatingPointError, match=r"step_size=3\.0 and noise_std=0\.1.*smaller step_size"):
+        S.run_chain(step, torch.ones(10, 1), n_steps=400)
+
+
+# ----------------------------------------------------------------------- states and the order of draws
 
 @pytest.mark.parametrize("name", ["mh", "ula", "mala", "hmc"])
 def test_same_seed_same_chains(name):
@@ -234,17 +217,41 @@ def test_same_seed_same_chains(name):
 
 
 @pytest.mark.parametrize("name", ["mh", "ula", "mala", "hmc"])
-def test_tensor_form_and_state_form_agree(name):
+def test_a_step_takes_states_only(name):
     step, kw = STEPS[name]
     x = torch.randn(64, 2, generator=eb.make_generator(14))
-    x_tensor, info_tensor = step(gaussian_2d, x, generator=eb.make_generator(15), **kw)
+    with pytest.raises(TypeError, match=r"eb\.samplers\.init_state\(energy, x\)"):
+        step(gaussian_2d, x, generator=eb.make_generator(15), **kw)
+
+
+@pytest.mark.parametrize("name", ["mh", "ula", "mala", "hmc"])
+def test_an_incomplete_state_is_completed_by_the_first_step(name):
+    step, kw = STEPS[name]
+    x = torch.randn(64, 2, generator=eb.make_generator(14))
+    bare, info_bare = step(gaussian_2d, S.ChainState(x), generator=eb.make_generator(15), **kw)
     state, info_state = step(gaussian_2d, S.init_state(gaussian_2d, x), generator=eb.make_generator(15), **kw)
-    assert isinstance(x_tensor, torch.Tensor) and isinstance(state, S.ChainState)
-    assert torch.equal(x_tensor, state.x)
-    assert torch.equal(info_tensor.accepted, info_state.accepted)
+    assert isinstance(bare, S.ChainState) and isinstance(state, S.ChainState)
+    assert torch.equal(bare.x, state.x)
+    assert torch.equal(info_bare.accepted, info_state.accepted)
     torch.testing.assert_close(state.energy, gaussian_2d(state.x))
     if state.grad is not None:
         torch.testing.assert_close(state.grad, eb.energies.grad_energy(gaussian_2d, state.x))
+    # a state with E but no ∇E: MH uses it as it is, the gradient steps recompute both
+    partial_state = S.init_state(gaussian_2d, x, with_grad=False)
+    again, _ = step(gaussian_2d, partial_state, generator=eb.make_generator(15), **kw)
+    assert torch.equal(again.x, state.x)
+
+
+@pytest.mark.parametrize("name", ["mh", "ula", "mala", "hmc"])
+def test_run_chain_takes_a_tensor_start(name):
+    step, kw = STEPS[name]
+    x = torch.randn(64, 2, generator=eb.make_generator(45))
+    from_tensor = S.run_chain(kernel(step, gaussian_2d, eb.make_generator(46), **kw), x, n_steps=10)
+    from_state = S.run_chain(kernel(step, gaussian_2d, eb.make_generator(46), **kw),
+                             S.init_state(gaussian_2d, x, with_grad=name != "mh"), n_steps=10)
+    assert torch.equal(from_tensor.trajectory, from_state.trajectory)
+    assert torch.equal(from_tensor.energies, from_state.energies)
+    assert torch.equal(from_tensor.accept_rate, from_state.accept_rate)
 
 
 def test_a_hand_written_langevin_step_reproduces_the_package():
@@ -255,8 +262,9 @@ def test_a_hand_written_langevin_step_reproduces_the_package():
 
     x0 = torch.randn(256, 2, generator=eb.make_generator(16))
     ours = my_langevin_step(gaussian_2d, x0, 0.01, eb.make_generator(17))
-    theirs, _ = S.langevin_step(gaussian_2d, x0, step_size=0.01, generator=eb.make_generator(17))
-    torch.testing.assert_close(ours, theirs)
+    theirs, _ = S.langevin_step(gaussian_2d, S.init_state(gaussian_2d, x0), step_size=0.01,
+                                generator=eb.make_generator(17))
+    torch.testing.assert_close(ours, theirs.x)
 
 
 def test_a_hand_written_mala_step_reproduces_the_package():
@@ -273,20 +281,70 @@ def test_a_hand_written_mala_step_reproduces_the_package():
 
     x0 = torch.randn(256, 2, generator=eb.make_generator(18), dtype=torch.float64)
     ours = my_mala_step(gaussian_2d, x0, 0.8, eb.make_generator(19))
-    theirs, _ = S.mala_step(gaussian_2d, x0, step_size=0.8, generator=eb.make_generator(19))
-    torch.testing.assert_close(ours, theirs)
+    theirs, _ = S.mala_step(gaussian_2d, S.init_state(gaussian_2d, x0), step_size=0.8,
+                            generator=eb.make_generator(19))
+    torch.testing.assert_close(ours, theirs.x)
+
+
+def test_a_hand_written_mh_step_reproduces_the_package():
+    # the sampling chapter's check: randn(x.shape), then rand(n)
+    def my_mh_step(energy, x, sigma, generator):
+        y = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        alpha = torch.exp(torch.clamp(energy(x) - energy(y), max=0))
+        accept = torch.rand(x.shape[0], generator=generator, dtype=x.dtype) < alpha
+        return torch.where(accept[:, None], y, x)
+
+    x0 = torch.randn(256, 2, generator=eb.make_generator(47), dtype=torch.float64)
+    ours = my_mh_step(gaussian_2d, x0, 0.5, eb.make_generator(48))
+    theirs, _ = S.mh_step(gaussian_2d, S.init_state(gaussian_2d, x0, with_grad=False), proposal_std=0.5,
+                          generator=eb.make_generator(48))
+    torch.testing.assert_close(ours, theirs.x)
+
+
+def test_a_hand_written_hmc_step_reproduces_the_package():
+    # momentum randn(x.shape), leapfrog, then rand(n)
+    def my_hmc_step(energy, x, eps, n_leapfrog, generator):
+        p0 = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        e, g = eb.energies.value_and_grad(energy, x)
+        y, p = x, p0 - 0.5 * eps * g
+        for i in range(n_leapfrog):
+            y = y + eps * p
+            e_y, g_y = eb.energies.value_and_grad(energy, y)
+            p = p - (eps if i < n_leapfrog - 1 else 0.5 * eps) * g_y
+        log_alpha = e - e_y + 0.5 * (p0.square().sum(1) - p.square().sum(1))
+        accept = torch.rand(x.shape[0], generator=generator, dtype=x.dtype) < log_alpha.clamp(max=0).exp()
+        return torch.where(accept[:, None], y, x)
+
+    x0 = torch.randn(256, 2, generator=eb.make_generator(49), dtype=torch.float64)
+    ours = my_hmc_step(gaussian_2d, x0, 0.3, 4, eb.make_generator(50))
+    theirs, _ = S.hmc_step(gaussian_2d, S.init_state(gaussian_2d, x0), step_size=0.3, n_leapfrog=4,
+                           generator=eb.make_generator(50))
+    torch.testing.assert_close(ours, theirs.x)
+
+
+def test_the_differentiable_step_is_the_ula_step_with_a_graph():
+    net = TinyNet()
+    x = torch.randn(20, 2, generator=eb.make_generator(51), dtype=torch.float64)
+    net.double()
+    ours = S.differentiable_langevin_step(net, x, step_size=0.05, generator=eb.make_generator(52))
+    theirs, _ = S.langevin_step(net, S.init_state(net, x), step_size=0.05, generator=eb.make_generator(52))
+    torch.testing.assert_close(ours.detach(), theirs.x)
+    assert ours.requires_grad
+    grads = torch.autograd.grad(ours.sum(), list(net.parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)      # x′ depends on θ through ∇ₓE_θ
+    assert all(p.grad is None for p in net.parameters())
 
 
 @pytest.mark.parametrize("name", ["mh", "ula", "mala", "hmc"])
 def test_temperature_is_the_energy_divided_by_t(name):
     step, kw = STEPS[name]
     x = torch.randn(128, 2, generator=eb.make_generator(20), dtype=torch.float64)
-    hot, _ = step(gaussian_2d, x, temperature=2.5, generator=eb.make_generator(21), **kw)
-    scaled, _ = step(lambda y: gaussian_2d(y) / 2.5, x, generator=eb.make_generator(21), **kw)
-    torch.testing.assert_close(hot, scaled)
-    per_chain, _ = step(gaussian_2d, x, temperature=torch.full((128,), 2.5, dtype=torch.float64),
+    hot, _ = step(gaussian_2d, S.ChainState(x), temperature=2.5, generator=eb.make_generator(21), **kw)
+    scaled, _ = step(lambda y: gaussian_2d(y) / 2.5, S.ChainState(x), generator=eb.make_generator(21), **kw)
+    torch.testing.assert_close(hot.x, scaled.x)
+    per_chain, _ = step(gaussian_2d, S.ChainState(x), temperature=torch.full((128,), 2.5, dtype=torch.float64),
                         generator=eb.make_generator(21), **kw)
-    torch.testing.assert_close(per_chain, hot)
+    torch.testing.assert_close(per_chain.x, hot.x)
 
 
 @pytest.mark.parametrize("name", ["mh", "ula", "mala", "hmc"])
@@ -294,13 +352,13 @@ def test_inputs_are_never_modified(name):
     step, kw = STEPS[name]
     x = torch.randn(64, 2, generator=eb.make_generator(22))
     state = S.init_state(gaussian_2d, x)
-    copies = [t.clone() for t in state]
-    versions = [t._version for t in state]
+    copies = [t.clone() for t in (*state, x)]
+    versions = [t._version for t in (*state, x)]
     step(gaussian_2d, state, generator=eb.make_generator(23), **kw)
-    step(gaussian_2d, x, generator=eb.make_generator(23), **kw)
+    step(gaussian_2d, S.ChainState(x), generator=eb.make_generator(23), **kw)
     S.run_chain(kernel(step, gaussian_2d, eb.make_generator(23), **kw), state, n_steps=3)
     S.run_chain(kernel(step, gaussian_2d, eb.make_generator(23), **kw), x, n_steps=3)
-    for t, c, v in zip(state, copies, versions):
+    for t, c, v in zip((*state, x), copies, versions):
         assert torch.equal(t, c) and t._version == v
 
 
@@ -330,11 +388,27 @@ def test_cost_per_step(name, grads_per_step, forwards_per_step):
     assert energy.without_grad == 10 * forwards_per_step
 
 
+class TinyNet(torch.nn.Module):
+    """A small learnable energy, (n, 2) -> (n,)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.SiLU(), torch.nn.Linear(16, 1))
+        gen = eb.make_generator(56)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen))
+
+    def forward(self, x):
+        return self.net(x).squeeze(1)
+
+
 def test_sampling_leaves_parameter_gradients_alone():
-    net = eb.energies.MLPEnergy(2, hidden=(16,))
+    net = TinyNet()
     x = torch.randn(64, 2, generator=eb.make_generator(26))
     S.run_chain(kernel(S.mala_step, net, eb.make_generator(27), step_size=0.01), x, n_steps=5)
     assert all(p.grad is None for p in net.parameters())
+    assert all(p.requires_grad for p in net.parameters())
 
 
 def test_float64_and_event_shapes():
@@ -359,10 +433,25 @@ def test_run_chain_burn_in_thinning_and_final_state():
     more = S.run_chain(step, result.state, n_steps=2)
     assert more.trajectory.shape == (2, 8, 2)
     assert ((result.accept_rate >= 0) & (result.accept_rate <= 1)).all()
-    assert torch.equal(S.acceptance_rate(torch.tensor([[True, False], [True, True]])), torch.tensor([1.0, 0.5]))
+    assert torch.equal(eb.diagnostics.acceptance_rate(torch.tensor([[True, False], [True, True]])),
+                       torch.tensor([1.0, 0.5]))
 
 
-# ----------------------------------------------------------------------- the heuristic step
+def test_a_step_that_changes_positions_returns_a_bare_state():
+    # the digits chapter's pattern: a step, then a projection; the next step completes the state
+    def clamped(state):
+        state, info = S.noisy_gradient_step(half_square, state, step_size=0.5, noise_std=0.5,
+                                            generator=gen)
+        return S.ChainState(state.x.clamp(-1, 1)), info
+
+    gen = eb.make_generator(53)
+    result = S.run_chain(clamped, 3 * torch.ones(50, 2), n_steps=20, thin=10)
+    assert result.trajectory.abs().max() <= 1
+    assert torch.isnan(result.energies).all()                             # E unknown after the projection
+    assert result.state.energy is None
+
+
+# ----------------------------------------------------------------------- the noisy gradient step
 
 def test_nominal_temperature():
     assert S.nominal_temperature(10, 0.005) == pytest.approx(1.25e-6, rel=1e-12)
@@ -371,10 +460,10 @@ def test_nominal_temperature():
 
 def test_noisy_gradient_step_is_ula_at_its_nominal_temperature():
     x = torch.randn(64, 2, generator=eb.make_generator(31))
-    ula, _ = S.langevin_step(gaussian_2d, x, step_size=0.05, generator=eb.make_generator(32))
-    noisy, _ = S.noisy_gradient_step(gaussian_2d, x, step_size=0.05, noise_std=math.sqrt(0.1),
+    ula, _ = S.langevin_step(gaussian_2d, S.ChainState(x), step_size=0.05, generator=eb.make_generator(32))
+    noisy, _ = S.noisy_gradient_step(gaussian_2d, S.ChainState(x), step_size=0.05, noise_std=math.sqrt(0.1),
                                      generator=eb.make_generator(32))
-    assert torch.equal(ula, noisy)
+    assert torch.equal(ula.x, noisy.x)
     # on E = x²/2, x' = (1 − η)x + σξ has variance σ²/(2η − η²) = T/(1 − η/2): a cold chain
     eta, sigma = 0.1, 0.05
     result = S.run_chain(kernel(S.noisy_gradient_step, half_square, eb.make_generator(33), step_size=eta,
@@ -384,58 +473,16 @@ def test_noisy_gradient_step_is_ula_at_its_nominal_temperature():
     assert want == pytest.approx(S.nominal_temperature(eta, sigma) / (1 - eta / 2))
 
 
-def test_clipping_changes_the_drift():
-    x = torch.full((4, 2), 5.0)                                           # ∇E = x: clipped to 0.1
-    out, _ = S.noisy_gradient_step(half_square, x, step_size=1.0, noise_std=0.01, clip_grad=0.1,
-                                   generator=eb.make_generator(34))
-    xi = torch.randn(x.shape, generator=eb.make_generator(34))
-    torch.testing.assert_close(out, x - 0.1 + 0.01 * xi)
-
-
-# ----------------------------------------------------------------------- diagnostics
-
-def ar1(phi, n_steps, n_chains, generator):
-    """x_t = φ x_{t−1} + √(1 − φ²) ε_t from the stationary N(0, 1)."""
-    noise = torch.randn(n_steps, n_chains, generator=generator, dtype=torch.float64)
-    x = torch.empty_like(noise)
-    x[0] = noise[0]
-    for t in range(1, n_steps):
-        x[t] = phi * x[t - 1] + math.sqrt(1 - phi**2) * noise[t]
-    return x
-
-
-@pytest.mark.parametrize("phi", [0.0, 0.5, 0.9])
-def test_ess_of_ar1_matches_the_closed_form(phi):
-    # ESS = nT(1 − φ)/(1 + φ) for AR(1); with 64 chains of 4,000 steps the estimator is within a
-    # few percent (its relative spread here is about 1.5 %); tolerance 6 %.
-    x = ar1(phi, 4000, 64, eb.make_generator(35))
-    want = x.numel() * (1 - phi) / (1 + phi)
-    for split in (True, False):
-        got = float(S.effective_sample_size(x, split=split))
-        assert abs(got / want - 1) < 0.06, (phi, split, got, want)
-    rho = S.autocorrelation(x, max_lag=3).mean(1)
-    torch.testing.assert_close(rho, torch.tensor([phi**k for k in range(4)], dtype=torch.float64), atol=0.02, rtol=0)
-
-
-def test_ess_is_vectorized_and_sees_stuck_chains():
-    gen = eb.make_generator(36)
-    x = torch.stack([ar1(0.0, 1000, 32, gen), ar1(0.8, 1000, 32, gen)], dim=2)   # (T, n, 2)
-    ess = S.effective_sample_size(x)
-    assert ess.shape == (2,) and ess[0] > 3 * ess[1]
-    # chains that each mix well but sit in different modes carry little information together
-    offsets = torch.tensor([-3.0, 3.0], dtype=torch.float64).repeat(16)            # (32,)
-    stuck = ar1(0.0, 1000, 32, gen) + offsets
-    assert S.effective_sample_size(stuck) < 0.01 * stuck.numel()
-    assert S.effective_sample_size(stuck[:, :1]) > 0.5 * 1000                      # one chain looks fine
-
-
-def test_grid_kl_takes_trajectories():
-    gen = eb.make_generator(37)
-    bins = eb.grid.make_grid(-5, 5, 20, dim=2)
-    x = eb.data.banana(2000, generator=gen)
-    flat = S.grid_kl(x, eb.energies.banana, bins)
-    assert flat == S.grid_kl(x.view(4, 500, 2), eb.energies.banana, bins)
-    assert flat < 0.1
+@pytest.mark.parametrize("eta, sigma", [(1.0, 0.01), (0.02, 0.005), (0.2, 0.02), (0.3, 0.7)])
+def test_noisy_gradient_step_is_the_recipe_same_draws(eta, sigma):
+    # x′ = x − η∇E + σξ with one randn(x.shape) after the gradient, as the chapters write it
+    x = torch.randn(64, 2, generator=eb.make_generator(54))
+    g = eb.energies.grad_energy(gaussian_2d, x)
+    want = x - eta * g + sigma * torch.randn(x.shape, generator=eb.make_generator(55))
+    got, info = S.noisy_gradient_step(gaussian_2d, S.init_state(gaussian_2d, x), step_size=eta, noise_std=sigma,
+                                      generator=eb.make_generator(55))
+    torch.testing.assert_close(got.x, want)
+    assert info.accepted.all()
 
 
 # ----------------------------------------------------------------------- bad inputs
@@ -449,27 +496,39 @@ GEN = eb.make_generator(0)
 STATE = S.init_state(gaussian_2d, X)
 
 BAD = [
-    ("step size zero", lambda: S.mala_step(gaussian_2d, X, step_size=0.0, generator=GEN), ValueError, "step_size"),
-    ("negative step size", lambda: S.langevin_step(gaussian_2d, X, step_size=-0.1, generator=GEN), ValueError, "step_size"),
-    ("NaN step size", lambda: S.mh_step(gaussian_2d, X, step_size=math.nan, generator=GEN), ValueError, "step_size"),
-    ("step sizes of wrong shape", lambda: S.mala_step(gaussian_2d, X, step_size=torch.ones(3), generator=GEN), ValueError, "one value per chain"),
-    ("temperature zero", lambda: S.mala_step(gaussian_2d, X, step_size=0.1, temperature=0.0, generator=GEN), ValueError, "temperature"),
-    ("no leapfrog step", lambda: S.hmc_step(gaussian_2d, X, step_size=0.1, n_leapfrog=0, generator=GEN), ValueError, "n_leapfrog"),
-    ("energy of wrong shape", lambda: S.mala_step(wrong_shape_energy, X, step_size=0.1, generator=GEN), ValueError, "squeeze"),
-    ("positions without batch dimension", lambda: S.mala_step(gaussian_2d, torch.zeros(2), step_size=0.1, generator=GEN), ValueError, "x[None]"),
-    ("integer positions", lambda: S.mala_step(gaussian_2d, torch.zeros(4, 2, dtype=torch.long), step_size=0.1, generator=GEN), ValueError, "float"),
-    ("gradient of wrong shape", lambda: S.mala_step(gaussian_2d, STATE._replace(grad=torch.zeros(4, 3)), step_size=0.1, generator=GEN), ValueError, "init_state"),
-    ("start where the energy is NaN", lambda: S.mala_step(nan_beyond_half, torch.ones(4, 2), step_size=0.1, generator=GEN), ValueError, "finite"),
-    ("not a generator", lambda: S.mala_step(gaussian_2d, X, step_size=0.1, generator=0), TypeError, "make_generator"),
-    ("generator on another device", lambda: S.mala_step(gaussian_2d, torch.zeros(4, 2, device="meta"), step_size=0.1, generator=GEN), ValueError, "make_generator"),
-    ("no noise", lambda: S.noisy_gradient_step(gaussian_2d, X, step_size=0.1, noise_std=0.0, generator=GEN), ValueError, "noise_std"),
+    ("step size zero", lambda: S.mala_step(gaussian_2d, STATE, step_size=0.0, generator=GEN), ValueError, "step_size"),
+    ("negative step size", lambda: S.langevin_step(gaussian_2d, STATE, step_size=-0.1, generator=GEN), ValueError, "step_size"),
+    ("NaN proposal std", lambda: S.mh_step(gaussian_2d, STATE, proposal_std=math.nan, generator=GEN), ValueError, "proposal_std"),
+    ("MH given a step size", lambda: S.mh_step(gaussian_2d, STATE, step_size=0.5, generator=GEN), TypeError, "step_size"),
+    ("step sizes of wrong shape", lambda: S.mala_step(gaussian_2d, STATE, step_size=torch.ones(3), generator=GEN), ValueError, "one value per chain"),
+    ("a negative per-chain step size", lambda: S.mala_step(gaussian_2d, STATE, step_size=-torch.ones(4), generator=GEN), ValueError, "positive"),
+    ("step size given as a bool", lambda: S.hmc_step(gaussian_2d, STATE, step_size=True, n_leapfrog=2, generator=GEN), ValueError, "step_size"),
+    ("temperature zero", lambda: S.mala_step(gaussian_2d, STATE, step_size=0.1, temperature=0.0, generator=GEN), ValueError, "temperature"),
+    ("no leapfrog step", lambda: S.hmc_step(gaussian_2d, STATE, step_size=0.1, n_leapfrog=0, generator=GEN), ValueError, "n_leapfrog"),
+    ("a tensor instead of a state", lambda: S.mala_step(gaussian_2d, X, step_size=0.1, generator=GEN), TypeError, "init_state"),
+    ("energy of wrong shape", lambda: S.init_state(wrong_shape_energy, X), ValueError, "squeeze"),
+    ("energy of wrong shape, in a step", lambda: S.mala_step(wrong_shape_energy, S.ChainState(X), step_size=0.1, generator=GEN), ValueError, "squeeze"),
+    ("positions without batch dimension", lambda: S.init_state(gaussian_2d, torch.zeros(2)), ValueError, "x[None]"),
+    ("an empty batch", lambda: S.init_state(gaussian_2d, torch.zeros(0, 2)), ValueError, "empty"),
+    ("an empty batch, in run_chain", lambda: S.run_chain(kernel(S.mala_step, gaussian_2d, GEN, step_size=0.1), torch.zeros(0, 2), n_steps=1), ValueError, "empty"),
+    ("integer positions", lambda: S.init_state(gaussian_2d, torch.zeros(4, 2, dtype=torch.long)), TypeError, "float"),
+    ("integer positions, in run_chain", lambda: S.run_chain(kernel(S.mala_step, gaussian_2d, GEN, step_size=0.1), torch.zeros(4, 2, dtype=torch.long), n_steps=1), TypeError, "float"),
+    ("gradient of wrong shape", lambda: S.run_chain(kernel(S.mala_step, gaussian_2d, GEN, step_size=0.1), STATE._replace(grad=torch.zeros(4, 3)), n_steps=1), ValueError, "init_state"),
+    ("energies of wrong shape", lambda: S.run_chain(kernel(S.mala_step, gaussian_2d, GEN, step_size=0.1), STATE._replace(energy=torch.zeros(3)), n_steps=1), ValueError, "init_state"),
+    ("start where the energy is NaN", lambda: S.init_state(nan_beyond_half, torch.ones(4, 2)), ValueError, "finite"),
+    ("start where the energy is NaN, in run_chain", lambda: S.run_chain(kernel(S.mala_step, nan_beyond_half, GEN, step_size=0.1), torch.ones(4, 2), n_steps=1), ValueError, "finite"),
+    ("not a generator", lambda: S.mala_step(gaussian_2d, STATE, step_size=0.1, generator=0), TypeError, "make_generator"),
+    ("generator on another device", lambda: S.run_chain(kernel(S.mala_step, gaussian_2d, GEN, step_size=0.1), torch.zeros(4, 2, device="meta"), n_steps=1), ValueError, "make_generator"),
+    ("no noise", lambda: S.noisy_gradient_step(gaussian_2d, STATE, step_size=0.1, noise_std=0.0, generator=GEN), ValueError, "noise_std"),
+    ("noisy step without a step size", lambda: S.noisy_gradient_step(gaussian_2d, STATE, step_size=0.0, noise_std=0.1, generator=GEN), ValueError, "step_size"),
+    ("nominal temperature of a negative step", lambda: S.nominal_temperature(-1.0, 0.1), ValueError, "step_size"),
+    ("differentiable step from a 1-D tensor", lambda: S.differentiable_langevin_step(gaussian_2d, torch.zeros(2), step_size=0.1, generator=GEN), ValueError, "x[None]"),
+    ("differentiable step of size zero", lambda: S.differentiable_langevin_step(gaussian_2d, X, step_size=0.0, generator=GEN), ValueError, "step_size"),
     ("zero steps", lambda: S.run_chain(kernel(S.mala_step, gaussian_2d, GEN, step_size=0.1), X, n_steps=0), ValueError, "n_steps"),
+    ("a float number of steps", lambda: S.run_chain(kernel(S.mala_step, gaussian_2d, GEN, step_size=0.1), X, n_steps=2.0), ValueError, "n_steps"),
     ("thinning past the end", lambda: S.run_chain(kernel(S.mala_step, gaussian_2d, GEN, step_size=0.1), X, n_steps=3, thin=5), ValueError, "thin"),
+    ("a step that is not callable", lambda: S.run_chain(S.mala_step(gaussian_2d, STATE, step_size=0.1, generator=GEN), X, n_steps=2), TypeError, "functools.partial"),
     ("a step that returns tensors", lambda: S.run_chain(lambda s: (s.x, None), X, n_steps=2), TypeError, "ChainState"),
-    ("ladder not increasing", lambda: S.tempering_step(gaussian_2d, X, temperatures=[1.0, 1.0], step_size=0.1, generator=GEN), ValueError, "increase"),
-    ("chains not a multiple of the ladder", lambda: S.tempering_step(gaussian_2d, X, temperatures=[1.0, 2.0, 4.0], step_size=0.1, generator=GEN), ValueError, "multiple"),
-    ("one step size too few", lambda: S.annealed_langevin(gaussian_2d, X, temperatures=[4.0, 2.0, 1.0], steps_per_level=2, step_size=[0.1, 0.1], generator=GEN), ValueError, "one value per temperature"),
-    ("ESS of too short a trace", lambda: S.effective_sample_size(torch.zeros(5, 3)), ValueError, "at least 4"),
 ]
 
 
