@@ -8,13 +8,16 @@
   cells tagged ``nbval-mask-numbers``, and in every cell off the reference platform.
 * Tests marked `gpu` are skipped when CUDA is not available.
 * At the end of the session, a table gives each notebook's cells (compared exactly,
-  with numbers masked, not compared) and its execution time, in seconds of this
-  machine and normalized to the machine that wrote the outputs (tools/calibrate.py).
-  The budgets of DESIGN.md apply to the normalized seconds.
+  with numbers masked, not compared) and its cost: the wall time of its cells, and the
+  CPU seconds of its kernel process (one thread, so core-seconds; they do not grow when
+  the machine is busy with other work), normalized to the machine that wrote the
+  outputs (tools/calibrate.py). The budgets of DESIGN.md apply to the normalized
+  CPU seconds.
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -34,6 +37,7 @@ REFERENCE_PLATFORM = reference_env.is_reference_platform()
 
 _notebook_seconds: dict[str, float] = defaultdict(float)
 _notebook_cells: dict[str, set[str]] = defaultdict(set)
+_kernel_cpu: dict[str, float] = {}
 
 
 def _mask_numbers_in_nbval():
@@ -85,6 +89,26 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def _kernel_cpu_seconds(item) -> float | None:
+    """CPU seconds used so far by the kernel that runs this notebook cell (Linux), else None."""
+    try:
+        pid = item.parent.kernel.km.provisioner.pid
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()       # from the state field (3rd) on
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")   # utime + stime
+    except (AttributeError, OSError, ValueError, IndexError):
+        return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    if call.when == "call" and str(item.path).endswith(".ipynb"):
+        seconds = _kernel_cpu_seconds(item)
+        if seconds is not None:  # user_properties travel from xdist workers to the controller
+            outcome.get_result().user_properties.append(("kernel_cpu_s", seconds))
+
+
 def pytest_runtest_logreport(report):
     # Called on the controller for the reports of every xdist worker too. Setup
     # of a notebook's first cell includes starting its kernel.
@@ -92,6 +116,9 @@ def pytest_runtest_logreport(report):
     if path.endswith(".ipynb"):
         _notebook_seconds[path] += report.duration
         _notebook_cells[path].add(report.nodeid)
+        for key, value in report.user_properties:
+            if key == "kernel_cpu_s":
+                _kernel_cpu[path] = max(_kernel_cpu.get(path, 0.0), value)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -109,17 +136,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     except Exception as error:  # noqa: BLE001 - the report must not fail the run
         factor = None
         write(f"calibration workload failed ({error}); times are not normalized")
-    width = max(len("total (core-seconds)"), *map(len, _notebook_seconds))
+    width = max(len("total"), *map(len, _notebook_seconds))
     write(f"{'notebook':<{width}}  {'exact':>5}  {'masked':>6}  {'not compared':>12}  "
-          f"{'seconds':>8}  {'normalized':>10}")
+          f"{'wall s':>7}  {'CPU s':>7}  {'normalized CPU s':>16}")
+    totals = [0.0, 0.0, 0.0]
     for path, seconds in sorted(_notebook_seconds.items(), key=lambda kv: -kv[1]):
         nb = nbformat.read(config.rootpath / path, as_version=4)
         n = nbcompare.counts([c for c in nb.cells if c.cell_type == "code"], REFERENCE_PLATFORM)
-        normalized = seconds * factor if factor else float("nan")
+        cpu = _kernel_cpu.get(path, seconds)          # the wall time where the kernel's CPU time is unknown
+        normalized = cpu * factor if factor else float("nan")
         note = f"  over the {NOTEBOOK_BUDGET_S} s budget" if factor and normalized > NOTEBOOK_BUDGET_S else ""
         write(f"{path:<{width}}  {n['exact']:>5}  {n['masked']:>6}  {n['not compared']:>12}  "
-              f"{seconds:>8.1f}  {normalized:>10.1f}{note}")
-    total = sum(_notebook_seconds.values())
-    normalized = total * factor if factor else float("nan")
-    note = f"  over the {BOOK_BUDGET_S} s budget" if factor and normalized > BOOK_BUDGET_S else ""
-    write(f"{'total (core-seconds)':<{width}}  {'':>5}  {'':>6}  {'':>12}  {total:>8.1f}  {normalized:>10.1f}{note}")
+              f"{seconds:>7.1f}  {cpu:>7.1f}  {normalized:>16.1f}{note}")
+        totals = [a + b for a, b in zip(totals, (seconds, cpu, normalized))]
+    note = f"  over the {BOOK_BUDGET_S} s budget" if factor and totals[2] > BOOK_BUDGET_S else ""
+    write(f"{'total':<{width}}  {'':>5}  {'':>6}  {'':>12}  {totals[0]:>7.1f}  {totals[1]:>7.1f}  "
+          f"{totals[2]:>16.1f}{note}")

@@ -47,7 +47,7 @@ INSTALL_HINT = (
     "another Chromium executable"
 )
 SCREENSHOTS = ROOT / "_build" / "browser-screenshots"
-TIMEOUT_MS = 90_000  # CI loads pages while two notebooks run on its two cores; a missing element fails after this long
+TIMEOUT_MS = 180_000  # pages load while two notebooks run on the two cores (106 s seen once); a missing element fails after this long
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 # Script errors that a page may raise without harm, with the reason

@@ -78,7 +78,7 @@ def test_ignored_cells_are_not_compared():
     a = _cell("1.2 s\n", ["nbval-ignore-output"])
     assert nbcompare.counts([a, _cell("x"), _cell("y", [nbcompare.MASK_TAG])], True) == {
         "exact": 1, "masked": 1, "not compared": 1}
-    assert compared_outputs(_cell("0.5\n"), [], masked=True) == ["[name] stdout", "[text] ▢\n"]
+    assert compared_outputs(_cell("0.5\n"), [], masked=True) == ["[name] stdout", "[text]  ▢\n"]
 
 
 # ------------------------------------------------------------------ platform

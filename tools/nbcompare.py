@@ -24,8 +24,8 @@ SANITIZE_FILE = Path(__file__).resolve().parents[1] / "nbval_sanitize.cfg"
 # +4.73, 1,437, 2.3e-09, 14.1 (of 14.1%), nan, inf. The padding goes with it because a
 # number of another width moves what follows; words that contain digits (x2, 8x8,
 # log1p) are left alone.
-_NUMBER = re.compile(r"[ \t]*[-+−]?(?<![\w.])(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?(?![\w])"
-                     r"|(?<![\w])[-+−]?(?:nan|inf)(?![\w])")
+_NUMBER = re.compile(r"[ \t]*(?:[-+−]?(?<![\w.])(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+                     r"|(?<![\w])[-+−]?(?:nan|inf))(?![\w])")
 MASK = " ▢"
 
 

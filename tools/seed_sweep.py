@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
     record["summary"] = {name: summarize(dict(sorted(v.items()))) for name, v in results.items()}
     record["seeds"] = sorted(args.seeds)
+    record["seconds_per_seed"] = {str(k): round(v, 1) for k, v in sorted(seconds.items())}   # wall, machine-dependent
     record["failed_cells"] = failures          # asserts that failed for a seed: the claim or its margin is wrong
     record["notebook_code_sha256"] = code_hash(nb)
     record["machine"] = {"cpu": _cpu_name(), "python": platform.python_version(),
