@@ -74,8 +74,6 @@ def check_generator(generator: torch.Generator, device: torch.device | str | Non
     Raises:
         TypeError: ``generator`` is not a ``torch.Generator``.
         ValueError: it lives on another device type.
-
-    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}; "
@@ -89,7 +87,5 @@ def accurate_dtype(device: torch.device) -> torch.dtype:
     """float64 where the device has it, float32 on mps (which has no float64).
 
     Used to accumulate sums such as log Z more accurately than the energy's own dtype.
-
-    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     return torch.float32 if torch.device(device).type == "mps" else torch.float64

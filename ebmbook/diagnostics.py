@@ -31,8 +31,6 @@ def acceptance_rate(accepted: Tensor | Sequence[Tensor]) -> Tensor:
 
     Returns:
         Rates, shape (n,), as float; ``.mean()`` is the overall rate.
-
-    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     if not isinstance(accepted, Tensor):
         accepted = torch.stack(list(accepted)) if len(accepted) else torch.zeros(0, 0)
@@ -145,8 +143,6 @@ def split_rhat(trace: Tensor) -> Tensor:
 
     Returns:
         R̂, shape trace.shape[2:], in float64 (NaN for a constant series).
-
-    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     x = _chains(trace, split=True)                                         # (N, m, D)
     n_t = x.shape[0]

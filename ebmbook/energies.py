@@ -45,8 +45,6 @@ def evaluate(energy: Energy, x: Tensor, *, allow_nonfinite: bool = False) -> Ten
     Raises:
         TypeError: x is not a floating-point tensor.
         ValueError: x is not a non-empty batch; the energy returned another shape, or non-finite values.
-
-    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     e = energy(points(x))
     if not isinstance(e, Tensor) or e.shape != (x.shape[0],):
@@ -78,8 +76,6 @@ def value_and_grad(energy: Energy, x: Tensor, *, create_graph: bool = False) -> 
     Returns:
         (e, g): energies (n,) and input gradients (n, *event_shape); detached unless
         ``create_graph``. Non-finite energies are returned as they are (samplers reject them).
-
-    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     points(x)
     tracked = [] if create_graph or not isinstance(energy, nn.Module) else \
@@ -110,10 +106,7 @@ def grad_energy(energy: Energy, x: Tensor, *, create_graph: bool = False) -> Ten
 
 
 def score(energy: Energy, x: Tensor, *, create_graph: bool = False) -> Tensor:
-    """The score s(x) = ∇ₓ log p(x) = −∇ₓE(x), shape (n, *event_shape).
-
-    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
-    """
+    """The score s(x) = ∇ₓ log p(x) = −∇ₓE(x), shape (n, *event_shape)."""
     return -grad_energy(energy, x, create_graph=create_graph)
 
 

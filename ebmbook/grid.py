@@ -166,8 +166,6 @@ def log_partition(energy: Energy, grid: Grid, *, temperature: float = 1.0,
 def log_density(energy: Energy, grid: Grid, *, temperature: float = 1.0,
                 chunk_size: int = DEFAULT_CHUNK) -> Tensor:
     """log p(x) = −E(x)/T − log Z at the cell centres, shape ``grid.shape`` (no gradient).
-
-    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     with torch.no_grad():
         log_w = _log_weights(energy, grid, temperature, chunk_size)

@@ -22,8 +22,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._contracts import like, non_negative, points, positive
-from .device import check_generator
+from ._contracts import like, non_negative, points
 from .energies import Energy, evaluate
 
 __all__ = ["contrastive_divergence", "kl_term"]
@@ -81,7 +80,7 @@ def kl_term(energy: Energy, x_model: Tensor, *, entropy_weight: float = 0.0,
     Returns:
         A 0-dim tensor. Add it to :func:`contrastive_divergence` and backpropagate both.
 
-    See chapter: "When contrastive divergence goes wrong" (chapters/cd_pathologies.ipynb).
+    See chapter: "Contrastive divergence: what goes wrong, and the fixes" (chapters/cd_pathologies.ipynb).
     """
     points(x_model, "x_model")
     if not x_model.requires_grad:
@@ -130,25 +129,3 @@ def _nn_entropy(x: Tensor, reference: Tensor | None = None) -> Tensor:
     digamma = torch.special.digamma
     const = (digamma(torch.tensor(float(m + 1))) - digamma(torch.tensor(1.0))).item() + log_c
     return const + d * eps.log().mean()
-
-
-# MOVED TO samplers at merge: helper A adds this function to samplers.py with this signature and these
-# draws; then delete this copy (and the imports only it uses: check_generator, positive) and call
-# samplers.differentiable_langevin_step in training.py.
-def differentiable_langevin_step(energy: Energy, x: Tensor, *, step_size: float,
-                                 generator: torch.Generator) -> Tensor:
-    """One ULA step that keeps its graph, so x′ depends on θ through ∇ₓE_θ:
-
-        x′ = x − η ∇ₓE_θ(x) + √(2η) ξ,   ξ ~ N(0, I)
-
-    See chapter: "When contrastive divergence goes wrong" (chapters/cd_pathologies.ipynb).
-    """
-    points(x, "x")
-    positive(step_size, "step_size")
-    check_generator(generator, x.device)
-    with torch.enable_grad():
-        x0 = x.detach().requires_grad_(True)
-        e = evaluate(energy, x0, allow_nonfinite=True)
-        (g,) = torch.autograd.grad(e.sum(), x0, create_graph=True)    # (n, *event_shape), depends on θ
-    xi = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return x0.detach() - step_size * g + math.sqrt(2 * step_size) * xi

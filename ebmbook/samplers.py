@@ -166,10 +166,6 @@ def _per_chain(v: float | Tensor, x: Tensor) -> float | Tensor:
     return v.view(-1, *([1] * (x.dim() - 1))) if isinstance(v, Tensor) else v
 
 
-def _sqrt(v: float | Tensor) -> float | Tensor:
-    return v.sqrt() if isinstance(v, Tensor) else math.sqrt(v)
-
-
 def _axpy(y: Tensor, a: float | Tensor, x: Tensor) -> Tensor:
     """y + a·x (a is a number or broadcasts against x)."""
     return torch.addcmul(y, a, x) if isinstance(a, Tensor) else torch.add(y, x, alpha=a)
@@ -235,7 +231,7 @@ def mh_step(energy: Energy, state: ChainState, *, proposal_std: float | Tensor, 
 
 
 def langevin_step(energy: Energy, state: ChainState, *, step_size: float | Tensor, generator: torch.Generator,
-                  temperature: float | Tensor = 1.0) -> tuple[ChainState, StepInfo]:
+                  temperature: float | Tensor = 1.0, project: Callable | None = None) -> tuple[ChainState, StepInfo]:
     """One unadjusted Langevin (ULA) step: a gradient step on E/T plus Gaussian noise, never rejected.
 
         x′ = x − (η/T) ∇E(x) + √(2η) ξ,   ξ ~ N(0, I)
@@ -251,6 +247,8 @@ def langevin_step(energy: Energy, state: ChainState, *, step_size: float | Tenso
         step_size: η > 0 (a number or one per chain, (n,)).
         generator: source of ξ; must live on the device of x.
         temperature: T > 0 (a number or (n,)).
+        project: a map applied to x′ before E and ∇E are evaluated there (projected Langevin),
+            e.g. ``lambda x: x.clamp(-1, 1)`` to keep pixels in their range.
 
     Returns:
         (state_next, info): the next :class:`ChainState` and a :class:`StepInfo` with
@@ -264,7 +262,8 @@ def langevin_step(energy: Energy, state: ChainState, *, step_size: float | Tenso
     state, eta, temp = _begin(energy, state, generator, True, step_size=step_size, temperature=temperature)
     x, _, g = state
     xi = _randn(x, generator)
-    x_next = _axpy(_axpy(x, -_per_chain(eta / temp, x), g), _per_chain(_sqrt(2 * eta), x), xi)   # (n, *event_shape)
+    x_next = _axpy(_axpy(x, -_per_chain(eta / temp, x), g), _per_chain((2 * eta) ** 0.5, x), xi)   # (n, *event_shape)
+    x_next = x_next if project is None else project(x_next)
     e_next, g_next = value_and_grad(energy, x_next)
     if not math.isfinite(e_next.sum(dtype=torch.float32 if x.device.type == "mps" else torch.float64)):
         size = step_size if not isinstance(step_size, Tensor) else f"up to {float(step_size.max()):.3g}"
@@ -302,7 +301,7 @@ def mala_step(energy: Energy, state: ChainState, *, step_size: float | Tensor, g
     x, e, g = state
     drift = _per_chain(eta / temp, x)                                     # η/T
     xi = _randn(x, generator)
-    x_prop = _axpy(_axpy(x, -drift, g), _per_chain(_sqrt(2 * eta), x), xi)   # (n, *event_shape)
+    x_prop = _axpy(_axpy(x, -drift, g), _per_chain((2 * eta) ** 0.5, x), xi)   # (n, *event_shape)
     e_prop, g_prop = value_and_grad(energy, x_prop)
     # log q(x | x′) − log q(x′ | x); the forward residual x′ − x + (η/T)∇E(x) is √(2η) ξ
     back = _axpy(x - x_prop, drift, g_prop)                               # (n, *event_shape)
@@ -370,7 +369,7 @@ def nominal_temperature(step_size: float, noise_std: float) -> float:
 
 
 def noisy_gradient_step(energy: Energy, state: ChainState, *, step_size: float, noise_std: float,
-                        generator: torch.Generator) -> tuple[ChainState, StepInfo]:
+                        generator: torch.Generator, project: Callable | None = None) -> tuple[ChainState, StepInfo]:
     """A gradient step with its own noise level: ULA with step σ²/2 at the nominal temperature σ²/(2η).
 
         x′ = x − η ∇E(x) + σ ξ,   ξ ~ N(0, I),   T = σ²/(2η)
@@ -387,6 +386,7 @@ def noisy_gradient_step(energy: Energy, state: ChainState, *, step_size: float, 
         step_size: η > 0, the gradient step.
         noise_std: σ > 0, the noise's standard deviation, chosen independently of η.
         generator: source of ξ; must live on the device of x.
+        project: a map applied to x′ before E and ∇E there, as in :func:`langevin_step`.
 
     Returns:
         (state_next, info) as in :func:`langevin_step`.
@@ -398,7 +398,8 @@ def noisy_gradient_step(energy: Energy, state: ChainState, *, step_size: float, 
     """
     temperature = nominal_temperature(step_size, noise_std)
     try:
-        return langevin_step(energy, state, step_size=noise_std**2 / 2, generator=generator, temperature=temperature)
+        return langevin_step(energy, state, step_size=noise_std**2 / 2, generator=generator, temperature=temperature,
+                             project=project)
     except FloatingPointError:
         raise FloatingPointError(f"the chains diverged: an energy is not finite after a step with step_size="
                                  f"{step_size} and noise_std={noise_std}; use a smaller step_size than "

@@ -44,7 +44,7 @@ _CAUSES = ("likely causes: a learning rate too large for the optimizer (try half
 class TrainingDiverged(FloatingPointError):
     """Raised when the loss is not finite or the energies pass ±10⁴; the message names the likely causes.
 
-    See chapter: "When contrastive divergence goes wrong" (chapters/cd_pathologies.ipynb).
+    See chapter: "Contrastive divergence: what goes wrong, and the fixes" (chapters/cd_pathologies.ipynb).
     """
 
 
@@ -59,7 +59,7 @@ class History(NamedTuple):
         evals: what ``evaluate`` returned there.
         samples: the last x⁻, shape (n, *event_shape).
 
-    See chapter: "When contrastive divergence goes wrong" (chapters/cd_pathologies.ipynb).
+    See chapter: "Contrastive divergence: what goes wrong, and the fixes" (chapters/cd_pathologies.ipynb).
     """
 
     loss: list[float]
@@ -155,8 +155,7 @@ def train(energy: nn.Module, x_data: Tensor, *, step: Callable, optimizer: torch
         if kl_weight > 0:                              # the last step keeps its graph: θ learns through it
             # the entropy's reference is drawn whenever kl_weight > 0 (even at λ = 0), so runs repeat
             reference = starts.sample(batch_size, generator=generator) if starts is not None and len(starts) else None
-            # MOVED TO samplers at merge: call samplers.differentiable_langevin_step here
-            x_last = losses.differentiable_langevin_step(energy, x_neg, step_size=eta, generator=generator)
+            x_last = samplers.differentiable_langevin_step(energy, x_neg, step_size=eta, generator=generator)
             kl = losses.kl_term(energy, x_last, entropy_weight=entropy_weight, reference=reference)
             x_neg = x_last.detach()
         seen.clear()

@@ -3,8 +3,8 @@
 * Every ```python block of reference/homework.md runs, in order, in one namespace, as a
   reader would run them one after the other (they contain their own asserts).
 * The homework page lists every checker of ``ebmbook.checks``.
-* The API reference has a page for every module of ``ebmbook``, and every public function
-  and class says which chapter introduces it ("See chapter: ...").
+* The API reference has a page for every module of ``ebmbook`` (which chapter uses each
+  function is checked by tests/test_package_shape.py).
 * tools/sphinx_ebmbook.py renders the shape notation of the docstrings as written.
 """
 
@@ -59,22 +59,6 @@ def test_api_page_per_module(module):
     assert f".. automodule:: ebmbook.{module}" in page.read_text(encoding="utf-8")
     toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
     assert f"reference/api/{module}" in toc, f"_toc.yml does not list reference/api/{module}"
-
-
-@pytest.mark.parametrize("module", MODULES)
-def test_public_objects_name_their_chapter(module):
-    mod = getattr(eb, module)
-    names = getattr(mod, "__all__", None)
-    assert names is not None, f"ebmbook.{module} has no __all__, so the API page cannot know its public names"
-    missing = [
-        name for name in names
-        if (inspect.isfunction(getattr(mod, name)) or inspect.isclass(getattr(mod, name)))
-        and "See chapter:" not in (inspect.getdoc(getattr(mod, name)) or "")
-    ]
-    assert not missing, (
-        f"the docstrings of ebmbook.{module}.{{{', '.join(missing)}}} do not name their chapter; "
-        'end each with a line: See chapter: "Title" (chapters/<slug>.ipynb).'
-    )
 
 
 def test_docstring_escapes():

@@ -9,10 +9,8 @@ from torch import nn
 import ebmbook as eb
 
 L = eb.losses
-# MLPEnergy moves to eb.nets (helper C); drop the fallback once that lands
-nets = getattr(eb, "nets", eb.energies)
-# differentiable_langevin_step moves to eb.samplers (helper A); drop the fallback once that lands
-dls = getattr(eb.samplers, "differentiable_langevin_step", None) or L.differentiable_langevin_step
+nets = eb.nets
+dls = eb.samplers.differentiable_langevin_step
 
 
 class ScaledSquare(nn.Module):

@@ -5,7 +5,8 @@
   The test prints the count per module.
 * Imports flow one way, along the data flow of DESIGN.md: no module imports a later one, and
   none imports another module's private name (except the argument contracts).
-* Every "See chapter" line names a chapter whose code uses that function or class.
+* Every "See chapter" line names a chapter whose code uses that function or class (a class: or a
+  function that returns or raises it), and everything a chapter calls has such a line.
 """
 
 from __future__ import annotations
@@ -106,15 +107,37 @@ def _public_objects():
                 yield f"{module_name}.{name}", name, obj
 
 
+def _producers(name: str) -> set[str]:
+    """The class itself and the public functions that return it (annotation) or raise it (docstring)."""
+    found = {name}
+    for _, fname, obj in _public_objects():
+        if inspect.isfunction(obj):
+            returns = str(inspect.signature(obj).return_annotation)
+            raises = (inspect.getdoc(obj) or "").partition("Raises:")[2]
+            if re.search(rf"\b{name}\b", returns) or re.search(rf"^\s+{name}:", raises, re.M):
+                found.add(fname)
+    return found
+
+
 @pytest.mark.parametrize("qualname, name, obj", list(_public_objects()), ids=lambda v: v if isinstance(v, str) else "")
 def test_see_chapter_names_a_chapter_that_uses_it(qualname, name, obj):
+    # a class counts as used where the chapter calls a function that returns or raises it
     doc = inspect.getdoc(obj) or ""
-    found = SEE_CHAPTER.findall(doc)
-    assert found, f"ebmbook.{qualname} has no 'See chapter: \"Title\" (chapters/<name>.ipynb)' line"
-    for title, stem in found:
+    uses = _producers(name) if inspect.isclass(obj) else {name}
+    for title, stem in SEE_CHAPTER.findall(doc):
         path = ROOT / "chapters" / f"{stem}.ipynb"
         assert path.exists(), f"ebmbook.{qualname} names chapters/{stem}.ipynb, which does not exist"
         first = nbformat.read(path, as_version=4).cells[0].source
         assert title in first, f"ebmbook.{qualname}: chapters/{stem}.ipynb is not titled {title!r}"
-        assert re.search(rf"\b{re.escape(name)}\b", _chapter_code(stem)), (
-            f"ebmbook.{qualname} names chapter {stem!r}, whose code never uses {name}")
+        code = _chapter_code(stem)
+        assert any(re.search(rf"\.{re.escape(u)}\b", code) for u in uses), (
+            f"ebmbook.{qualname} names chapter {stem!r}, whose code never uses {' or '.join(sorted(uses))}")
+
+
+@pytest.mark.parametrize("stem", sorted(p.stem for p in (ROOT / "chapters").glob("*.ipynb")))
+def test_what_a_chapter_calls_points_back_to_a_chapter(stem):
+    # every eb.<module>.<name> in a chapter's code has a See-chapter line (helpers no chapter calls need none)
+    public = {qualname: obj for qualname, _, obj in _public_objects()}
+    used = set(re.findall(r"\beb\.(\w+\.\w+)", _chapter_code(stem))) & public.keys()
+    missing = sorted(q for q in used if not SEE_CHAPTER.search(inspect.getdoc(public[q]) or ""))
+    assert not missing, f"chapters/{stem}.ipynb uses {missing}, whose docstrings name no chapter"

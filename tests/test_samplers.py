@@ -451,6 +451,26 @@ def test_a_step_that_changes_positions_returns_a_bare_state():
     assert result.state.energy is None
 
 
+def test_projected_langevin_evaluates_once_at_the_projected_point():
+    # x′ = Π(x − η∇E(x) + √(2η)ξ), with E and ∇E of the state taken at Π's output: one gradient per step
+    def box(x):
+        return x.clamp(-1, 1)
+
+    x0 = 3 * torch.randn(64, 2, generator=eb.make_generator(54))
+    state = S.init_state(half_square, box(x0))
+    xi = torch.randn(x0.shape, generator=eb.make_generator(55))
+    by_hand = box(state.x - 0.5 * state.grad + 1.0 * xi)
+    after, _ = S.langevin_step(half_square, state, step_size=0.5, generator=eb.make_generator(55), project=box)
+    torch.testing.assert_close(after.x, by_hand)
+    torch.testing.assert_close(after.energy, half_square(by_hand))
+    torch.testing.assert_close(after.grad, by_hand)                       # ∇(½‖x‖²) = x at the projected point
+    energy = CountingEnergy(half_square)
+    step = functools.partial(S.noisy_gradient_step, energy, step_size=0.5, noise_std=0.5,
+                             generator=eb.make_generator(56), project=box)
+    result = S.run_chain(step, S.init_state(energy, box(x0)), n_steps=10)
+    assert energy.with_grad == 1 + 10 and result.trajectory.abs().max() <= 1
+
+
 # ----------------------------------------------------------------------- the noisy gradient step
 
 def test_nominal_temperature():

@@ -78,8 +78,6 @@ def compare(student: Callable, reference: Callable, cases: Sequence[tuple[str, d
 
     Returns:
         A :class:`CheckResult`.
-
-    See chapter: "Boltzmann distributions and the partition function" (chapters/boltzmann.ipynb).
     """
     for desc, inputs in cases:
         inputs_before = _clone(inputs)
