@@ -143,6 +143,8 @@ def split_rhat(trace: Tensor) -> Tensor:
 
     Returns:
         R̂, shape trace.shape[2:], in float64 (NaN for a constant series).
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
     x = _chains(trace, split=True)                                         # (N, m, D)
     n_t = x.shape[0]

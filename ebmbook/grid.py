@@ -34,7 +34,7 @@ from .device import accurate_dtype, check_generator
 from .energies import Energy, evaluate
 
 __all__ = ["Grid", "make_grid", "energy_on_grid", "log_partition", "log_density", "density", "bin_masses",
-           "kl_from_samples", "kl_floor", "sample_exact", "nll", "entropy"]
+           "kl_from_samples", "kl_floor", "KLTest", "kl_test", "sample_exact", "nll", "entropy"]
 
 DEFAULT_CHUNK = 65536
 
@@ -251,13 +251,18 @@ def kl_floor(energy: Energy, grid: Grid, n_samples: int, *, generator: torch.Gen
     """The KL that ``n_samples`` exact samples reach: mean over ``n_repeats`` draws of the counts.
 
     A sampler whose :func:`kl_from_samples` is at this floor is indistinguishable from exact
-    sampling at this resolution and sample size.
+    sampling at this resolution and sample size; :func:`kl_test` says how close is close.
 
     Returns:
         A 0-dim float64 tensor.
 
     See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
+    return _floor_draws(energy, grid, n_samples, generator, temperature, refine, n_repeats).mean()
+
+
+def _floor_draws(energy, grid, n_samples, generator, temperature, refine, n_repeats) -> Tensor:
+    """The KLs of ``n_repeats`` sets of ``n_samples`` exact samples, (n_repeats,) float64."""
     memory(count(n_samples, "n_samples"), torch.int64, f"{n_samples} samples")
     count(n_repeats, "n_repeats")
     masses = bin_masses(energy, grid, temperature=temperature, refine=refine)
@@ -268,7 +273,62 @@ def kl_floor(energy: Energy, grid: Grid, n_samples: int, *, generator: torch.Gen
         idx = torch.multinomial(flat, n_samples, replacement=True, generator=generator)
         counts = torch.bincount(idx, minlength=flat.numel()).reshape(masses.shape)
         kls.append(_kl_from_counts(counts, masses))
-    return torch.stack(kls).mean()
+    return torch.stack(kls)
+
+
+class KLTest(NamedTuple):
+    """What :func:`kl_test` returns; truthy when the samples pass.
+
+    Attributes:
+        kl: the samples' KL, :func:`kl_from_samples`.
+        floor: mean KL of as many exact samples (the floor), over the repeats.
+        floor_std: standard deviation of the exact samples' KL over the repeats.
+        z: (kl − floor) / floor_std, the excess in standard deviations of exact sampling.
+        passed: z ≤ the threshold.
+    """
+
+    kl: float
+    floor: float
+    floor_std: float
+    z: float
+    passed: bool
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def kl_test(samples: Tensor, energy: Energy, grid: Grid, *, generator: torch.Generator, threshold: float = 4.0,
+            n_repeats: int = 20, temperature: float = 1.0) -> KLTest:
+    """Are independent samples as close to exp(−E/T) as exact samples are, on the grid's cells?
+
+        z = (KL(samples) − mean KL(exact)) / sd KL(exact),   passed if z ≤ threshold
+
+    The null distribution is that of the KL of ``len(samples)`` exact samples, drawn
+    ``n_repeats`` times. Use it for the final states of independent chains (one state per
+    chain): states along one chain are correlated, and their KL lies above the floor even for
+    an exact sampler. A sampler with a bias larger than the histogram's noise fails.
+
+    Args:
+        samples: shape (n, d), one state per independent chain.
+        energy: the target's energy; grid: the cells (as in :func:`kl_from_samples`).
+        generator: source of the exact samples' counts, on the grid's device.
+        threshold: the largest z that passes (4: a false alarm well under one in a thousand).
+        n_repeats: draws of exact samples for the floor and its spread, ≥ 2.
+        temperature: T of the target exp(−E/T).
+
+    Returns:
+        A :class:`KLTest`, truthy when the samples pass.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
+    """
+    samples = points(samples, "samples")
+    if count(n_repeats, "n_repeats") < 2:
+        raise ValueError("n_repeats must be at least 2 to estimate the spread of the floor")
+    kl = kl_from_samples(samples, energy, grid, temperature=temperature).item()
+    draws = _floor_draws(energy, grid, samples.shape[0], generator, temperature, 4, n_repeats)
+    floor, std = draws.mean().item(), draws.std().item()
+    z = (kl - floor) / std
+    return KLTest(kl, floor, std, z, z <= positive(threshold, "threshold"))
 
 
 def sample_exact(energy: Energy, grid: Grid, n: int, *, generator: torch.Generator,

@@ -63,11 +63,13 @@ def kl_term(energy: Energy, x_model: Tensor, *, entropy_weight: float = 0.0,
 
         L_KL = mean E_θ̄(x′) − λ Ĥ(x′),   x′ = x − η∇ₓE_θ(x) + √(2η) ξ  (the last sampler step)
 
-    The gradient of the CD loss ignores that the samples x⁻ depend on θ through the sampler;
-    this term restores the missing part for the last step: it moves θ so that the step itself
-    carries samples to lower (frozen) energy, and, through the Kozachenko–Leonenko
-    nearest-neighbour entropy Ĥ, keeps them spread out. The energy's parameters in E_θ̄ are
-    frozen (detached copies; the module is not changed), so θ gets gradient only through x′.
+    The gradient of the CD loss ignores that the samples x⁻ depend on θ through the sampler.
+    This term is *not* that missing part: with L_CD = KL(p_data‖p_θ) − KL(q_θ‖p_θ), the part
+    CD drops is −∇θ L_KL, and improved CD adds +∇θ L_KL. It is a regularizer that moves θ so
+    that the last step itself carries samples to lower (frozen) energy, towards p_θ, and,
+    through the Kozachenko–Leonenko nearest-neighbour entropy Ĥ, keeps them spread out. The
+    energy's parameters in E_θ̄ are frozen (detached copies; the module is not changed), so θ
+    gets gradient only through x′.
 
     Args:
         energy: callable, (n, *event_shape) -> (n,).

@@ -1,5 +1,6 @@
 """Grid normalization against closed forms, convergence, and the KL estimator against its floor."""
 
+import functools
 import math
 
 import pytest
@@ -121,6 +122,29 @@ def test_kl_detects_a_wrong_distribution(bins2d):
     kl = eb.grid.kl_from_samples(x, eb.energies.two_moons, bins2d)
     floor = eb.grid.kl_floor(eb.energies.two_moons, bins2d, 20_000, generator=eb.make_generator(8))
     assert kl > floor + 0.05
+
+
+def test_kl_test_passes_exact_samples_and_rejects_a_wider_distribution(bins2d):
+    exact = eb.data.two_moons(20_000, generator=eb.make_generator(7))
+    wider = eb.data.two_moons(20_000, generator=eb.make_generator(7), noise=0.12)
+    passed = eb.grid.kl_test(exact, eb.energies.two_moons, bins2d, generator=eb.make_generator(8))
+    failed = eb.grid.kl_test(wider, eb.energies.two_moons, bins2d, generator=eb.make_generator(8))
+    assert passed and abs(passed.z) < 4 and passed.floor_std > 0
+    assert not failed and failed.z > 4 and failed.kl > failed.floor
+
+
+def test_kl_test_rejects_ula_and_passes_mala_at_the_same_step():
+    # the sampling chapter's claim: MALA removes the bias that ULA has at the same step size
+    # (at η = 0.1 ULA's modes are 1/√(1 − 0.4) ≈ 1.29 times too wide: z of 20–40 on these bins)
+    ring, grid = eb.energies.eight_gaussians, eb.grid.make_grid(-6.0, 6.0, 48, dim=2)
+    gen = eb.make_generator(11)
+    x0 = 3.0 * torch.randn(3000, 2, generator=gen)
+    verdicts = {}
+    for name, step in [("MALA", eb.samplers.mala_step), ("ULA", eb.samplers.langevin_step)]:
+        chain = eb.samplers.run_chain(functools.partial(step, ring, step_size=0.1, generator=gen), x0,
+                                      n_steps=200, keep_trajectory=False)
+        verdicts[name] = eb.grid.kl_test(chain.state.x, ring, grid, generator=gen)
+    assert verdicts["MALA"] and not verdicts["ULA"], verdicts
 
 
 def test_kl_is_infinite_for_samples_outside_the_box(bins2d):

@@ -164,3 +164,25 @@ def test_nn_entropy_sees_small_distances_among_large_coordinates(gen):
     ref = 100 + 1e-3 * torch.randn(300, 2, generator=gen)
     h = L._nn_entropy(x, ref).item()
     assert abs(h - (math.log(2 * math.pi * math.e) + 2 * math.log(1e-3))) < 0.3
+
+
+def test_check_kl_term_accepts_the_package_term_and_rejects_the_wrong_sign():
+    assert eb.checks.check_kl_term(L.kl_term)
+    flipped = eb.checks.check_kl_term(lambda e, x: -L.kl_term(e, x))
+    unfrozen = eb.checks.check_kl_term(lambda e, x: e(x).mean())
+    assert not flipped and "sign is flipped" in repr(flipped)
+    assert not unfrozen and "freeze the parameters" in repr(unfrozen)
+
+
+def test_the_kl_term_is_minus_the_part_of_the_cd_gradient_that_standard_cd_drops():
+    # 1-D closed form: data N(0, 1), E_θ(x) = (x − θ)²/2, one ULA step from the data, q_θ = N(ηθ, 1 + η²).
+    # dL_CD/dθ = θ(2η − η²); standard CD gives ηθ; the Monte Carlo gradient of kl_term must be
+    # −θη(1 − η) = −0.09 (standard error η·√(1 + η²)/√n ≈ 3e-4), not +0.09
+    eta, theta, n = 0.1, 1.0, 100_000
+    model = eb.checks.cd_pathologies._Shifted(torch.tensor(theta, dtype=torch.float64))
+    gen = eb.make_generator(3)
+    x = torch.randn(n, 1, generator=gen, dtype=torch.float64)
+    x_next = eb.samplers.differentiable_langevin_step(model, x, step_size=eta, generator=gen)
+    (grad_kl,) = torch.autograd.grad(L.kl_term(model, x_next), model.theta)
+    exact, standard = theta * (2 * eta - eta**2), eta * theta
+    assert abs(grad_kl.item() - (standard - exact)) < 5 * eta * math.sqrt(1 + eta**2) / math.sqrt(n)

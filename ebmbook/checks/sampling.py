@@ -14,7 +14,7 @@ from torch import Tensor
 from .. import energies
 from .compare import CheckResult, compare
 
-__all__ = ["check_mh_accept", "check_langevin_step"]
+__all__ = ["check_mh_accept", "check_langevin_step", "check_mala_step"]
 
 
 def _quadratic_2d(x):
@@ -131,3 +131,60 @@ def check_langevin_step(fn: Callable[[Callable, Tensor, float, Tensor], Tensor])
     return compare(fn, _langevin_reference, _sampling_cases(with_u=False), name="langevin_step",
                    atol=1e-8, rtol=1e-6, hints=[_hint_langevin])
 
+
+
+def _mala_parts(energy, x, step_size, noise):
+    """The proposal y and the two log proposal densities (up to the same constant), each (n,)."""
+    gx = energies.grad_energy(energy, x)
+    y = x - step_size * gx + math.sqrt(2.0 * step_size) * noise
+    gy = energies.grad_energy(energy, y)
+    log_q_forward = -(y - x + step_size * gx).square().sum(1) / (4 * step_size)    # log q(y | x)
+    log_q_back = -(x - y + step_size * gy).square().sum(1) / (4 * step_size)       # log q(x | y)
+    return y, log_q_forward, log_q_back
+
+
+def _mala_with(energy, x, step_size, noise, u, hastings: float) -> Tensor:
+    y, fwd, back = _mala_parts(energy, x, step_size, noise)
+    log_alpha = (energy(x) - energy(y) + hastings * (back - fwd)).clamp(max=0.0)
+    return torch.where((torch.log(u) < log_alpha)[:, None], y, x)
+
+
+def _mala_reference(energy, x, step_size, noise, u):
+    return _mala_with(energy, x, step_size, noise, u, 1.0)
+
+
+def _hint_mala(got, want, inputs):
+    if not isinstance(got, Tensor) or got.shape != inputs["x"].shape:
+        return "return the next positions, shape (n, d): the proposal where accepted, else x"
+    args = [inputs[k] for k in ("energy", "x", "step_size", "noise", "u")]
+    if torch.equal(got, _mala_with(*args, hastings=0.0)):
+        return ("the proposal correction is missing: the Langevin proposal is not symmetric, so the "
+                "ratio needs q(x | x′) / q(x′ | x), with q(b | a) ∝ exp(−‖b − a + η∇E(a)‖² / (4η)); "
+                "without it the chain targets the wrong density")
+    if torch.equal(got, _mala_with(*args, hastings=-1.0)):
+        return "the proposal ratio is upside down: multiply by q(x | x′) / q(x′ | x), the reverse move over the forward one"
+    y = _mala_parts(*args[:4])[0]
+    if torch.allclose(got, y, atol=1e-8, rtol=1e-6):
+        return "every proposal was accepted: that is ULA; compare u with the acceptance probability"
+    return None
+
+
+def check_mala_step(fn: Callable[[Callable, Tensor, float, Tensor, Tensor], Tensor]) -> CheckResult:
+    """Check a student's MALA step with its randomness given:
+
+        x′ = x − η∇E(x) + √(2η) ξ;   accept x′ if u < min(1, exp(E(x) − E(x′)) q(x | x′) / q(x′ | x)),
+        q(b | a) ∝ exp(−‖b − a + η∇E(a)‖² / (4η))
+
+    ``fn(energy, x, step_size, noise, u)`` takes an energy ((n, d) -> (n,)), positions x (n, d),
+    η > 0, the standard normal noise ξ (n, d) and uniforms u (n,), and returns the next
+    positions, shape (n, d). The step sizes are large enough that a missing or inverted proposal
+    correction changes some decisions; hints name those mistakes. Compared in float64.
+
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
+    """
+    g = torch.Generator().manual_seed(2)
+    cases = []
+    for (desc, inputs), eta in zip(_sampling_cases(with_u=False), (0.6, 0.08, 0.3)):
+        u = torch.rand(inputs["x"].shape[0], generator=g, dtype=torch.float64)
+        cases.append((desc, {**inputs, "step_size": eta, "u": u}))
+    return compare(fn, _mala_reference, cases, name="mala_step", atol=1e-8, rtol=1e-6, hints=[_hint_mala])
