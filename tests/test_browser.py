@@ -559,3 +559,27 @@ def test_frame_sliders_change_the_frame(browser, site, name):
         assert not v.external, f"moving the sliders requested other hosts: {v.external}"
     finally:
         v.page.context.close()
+
+
+
+@chapter_names
+def test_no_horizontal_scroll(visits, name):
+    # At the 1280 px viewport of every visit no code cell and no printed output may need a
+    # scrollbar; tests/test_notebook_layout.py checks the line widths behind this in the sources
+    wide = visits(name).page.evaluate(
+        """() => [...document.querySelectorAll('div.cell_input pre, div.cell_output pre')]
+             .filter(pre => pre.scrollWidth > pre.clientWidth)
+             .map(pre => {
+                const lines = pre.textContent.split('\\n');
+                return {kind: pre.closest('div.cell_input') ? 'code' : 'output',
+                        over: pre.scrollWidth - pre.clientWidth,
+                        first: (lines.find(l => l.trim()) || '').slice(0, 80),
+                        widest: lines.reduce((a, b) => b.length > a.length ? b : a, '').slice(0, 100)};
+             })"""
+    )
+    assert not wide, (
+        f"{len(wide)} block(s) scroll horizontally at 1280 px (wrap the code, or shorten the print "
+        "and re-execute):\n" + "\n".join(
+            f"{w['kind']} block starting {w['first']!r} (+{w['over']} px; widest line {w['widest']!r})"
+            for w in wide)
+    )

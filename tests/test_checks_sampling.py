@@ -129,3 +129,10 @@ def test_the_missing_correction_biases_the_chain():
             kept.append(x) if t >= 50 else None
         variances[name] = torch.stack(kept).var().item()
     assert abs(variances["with"] - 1) < 0.03 and abs(variances["without"] - 2 / 3) < 0.03, variances
+
+
+def test_a_verdict_reads_in_lines_that_fit_a_notebook_output():
+    verdict = eb.checks.check_mala_step(mala_without_correction)
+    text = str(verdict)
+    assert max(len(line) for line in text.splitlines()) <= 75
+    assert text.split() == repr(verdict).split()            # only the line breaks differ

@@ -26,7 +26,7 @@ MASKED_CHAPTERS = [p for p in CHAPTERS if any(
     nbcompare.MASK_TAG in nbcompare.tags(c) for c in nbformat.read(p, as_version=4).cells if c.cell_type == "code")]
 MIN_SEEDS = 5
 # A citation in a comment: sweep "quantity": mean ± std, range [min, max]
-CITATION = re.compile(r'sweep "([^"]+)": ([-+]?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?), '
+CITATION = re.compile(r'sweep "([^"]+)":\s*(?:#\s*)?([-+]?\d+(?:\.\d+)?) ± (\d+(?:\.\d+)?), '
                       r'range \[([-+]?\d+(?:\.\d+)?), ([-+]?\d+(?:\.\d+)?)\]')
 
 

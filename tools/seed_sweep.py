@@ -113,7 +113,9 @@ def summarize(values: dict[int, float | None]) -> dict:
 
 def citation(name: str, s: dict) -> str:
     """The comment that quotes a quantity's sweep (tests/test_validation.py checks the numbers)."""
-    return f'# sweep "{name}": {s["mean"]:.3f} ± {s["std"]:.3f}, range [{s["min"]:.3f}, {s["max"]:.3f}]'
+    # two lines, so that a long name still fits a code cell on the website
+    return (f'# sweep "{name}":\n'
+            f'#   {s["mean"]:.3f} ± {s["std"]:.3f}, range [{s["min"]:.3f}, {s["max"]:.3f}]')
 
 
 def main(argv: list[str] | None = None) -> int:

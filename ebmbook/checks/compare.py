@@ -9,6 +9,7 @@ See chapter: "Boltzmann distributions and the partition function" (chapters/bolt
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -35,6 +36,14 @@ class CheckResult:
 
     def __repr__(self) -> str:
         return self.message
+
+    def __str__(self) -> str:
+        # for reading: lines of at most 75 characters, as a notebook's output on the website needs
+        return "\n".join(textwrap.fill(line, width=75, subsequent_indent="      ", break_on_hyphens=False)
+                         for line in self.message.splitlines())
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))          # how IPython and Jupyter display a verdict
 
 
 def _clone(v):
@@ -120,5 +129,5 @@ def _difference(got, want, atol: float, rtol: float) -> str | None:
     if (err > atol).any():
         i = torch.unravel_index(err.argmax(), err.shape) if err.dim() else ()
         i = tuple(int(k) for k in i)
-        return f"at index {list(i)}: got {g[i].item():.6g}, expected {w[i].item():.6g} (largest of the differences)"
+        return f"at {list(i)}: got {g[i].item():.6g}, expected {w[i].item():.6g} (largest difference)"
     return None
