@@ -561,7 +561,6 @@ def test_frame_sliders_change_the_frame(browser, site, name):
         v.page.context.close()
 
 
-
 @chapter_names
 def test_no_horizontal_scroll(visits, name):
     # At the 1280 px viewport of every visit no code cell and no printed output may need a
