@@ -258,14 +258,14 @@ def kl_floor(energy: Energy, grid: Grid, n_samples: int, *, generator: torch.Gen
 
     See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
     """
-    return _floor_draws(energy, grid, n_samples, generator, temperature, refine, n_repeats).mean()
+    masses = bin_masses(energy, grid, temperature=temperature, refine=refine)
+    return _floor_draws(masses, n_samples, generator, n_repeats).mean()
 
 
-def _floor_draws(energy, grid, n_samples, generator, temperature, refine, n_repeats) -> Tensor:
-    """The KLs of ``n_repeats`` sets of ``n_samples`` exact samples, (n_repeats,) float64."""
+def _floor_draws(masses: Tensor, n_samples: int, generator: torch.Generator, n_repeats: int) -> Tensor:
+    """The KLs of ``n_repeats`` sets of ``n_samples`` exact draws from the cell masses, (n_repeats,) float64."""
     memory(count(n_samples, "n_samples"), torch.int64, f"{n_samples} samples")
     count(n_repeats, "n_repeats")
-    masses = bin_masses(energy, grid, temperature=temperature, refine=refine)
     check_generator(generator, masses.device)
     flat = masses.reshape(-1).to(torch.float64)
     kls = []
@@ -324,8 +324,11 @@ def kl_test(samples: Tensor, energy: Energy, grid: Grid, *, generator: torch.Gen
     samples = points(samples, "samples")
     if count(n_repeats, "n_repeats") < 2:
         raise ValueError("n_repeats must be at least 2 to estimate the spread of the floor")
-    kl = kl_from_samples(samples, energy, grid, temperature=temperature).item()
-    draws = _floor_draws(energy, grid, samples.shape[0], generator, temperature, 4, n_repeats)
+    masses = bin_masses(energy, grid, temperature=temperature)            # once, for both
+    flat, inside = _cell_index(samples, grid)
+    counts = torch.bincount(flat, minlength=masses.numel())
+    kl = _kl_from_counts(counts, masses).item() if inside.all() else math.inf
+    draws = _floor_draws(masses, samples.shape[0], generator, n_repeats)
     floor, std = draws.mean().item(), draws.std().item()
     z = (kl - floor) / std
     return KLTest(kl, floor, std, z, z <= positive(threshold, "threshold"))
