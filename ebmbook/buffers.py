@@ -7,7 +7,9 @@ and, after the sampler has run, gives the end points back with ``push(x)``:
   points of earlier chains, drawn at random from the buffer, and a small fraction (5% by
   default) from fresh uniform noise, so that new modes can still be found;
 * :class:`PersistentChains` (persistent CD, Tieleman 2008): a buffer without noise that gives
-  back every chain where it stopped, so each chain simply continues.
+  back every chain where it stopped, so each chain simply continues;
+* :class:`MemberStarts`: one of the above per member of an :class:`ebmbook.nets.MLPEnsemble`,
+  so that each member's chains continue only its own.
 
 CD-k needs no object: its chains start at the data batch (``starts=None`` in
 :func:`ebmbook.training.train`). The loop over sampler steps still lives in
@@ -27,7 +29,7 @@ from torch import Tensor
 from ._contracts import count, fraction, memory, number, points
 from .device import check_generator
 
-__all__ = ["ReplayBuffer", "PersistentChains"]
+__all__ = ["ReplayBuffer", "PersistentChains", "MemberStarts"]
 
 
 class ReplayBuffer:
@@ -149,3 +151,46 @@ class PersistentChains(ReplayBuffer):
         if isinstance(x, Tensor) and x.shape[:1] != (self.capacity,):
             raise ValueError(f"push all {self.capacity} chains at once, got {tuple(x.shape)}")
         super().push(x)
+
+
+class MemberStarts:
+    """One chain-start object per member of an ensemble, kept apart: block s of every batch is member s's.
+
+        sample(n) = [starts₀.sample(n/m); …; starts_{m−1}.sample(n/m)],   push(x): block s to starts_s
+
+    With one shared buffer, a chain of one member would continue under another's energy; this
+    keeps the blocks of :class:`ebmbook.nets.MLPEnsemble` (consecutive rows, n/m each) apart.
+
+    Args:
+        members: the m start objects (e.g. m :class:`ReplayBuffer`), alike in event shape and device.
+
+    See chapter: "Contrastive divergence: what goes wrong" (chapters/cd_pathologies.ipynb).
+    """
+
+    def __init__(self, members: Sequence[ReplayBuffer]):
+        self.members = list(members)
+        if not self.members or any(not isinstance(b, ReplayBuffer) for b in self.members):
+            raise TypeError("members must be a non-empty list of ReplayBuffer or PersistentChains, one per member")
+        self.event_shape, self.device = self.members[0].event_shape, self.members[0].device
+        if any((b.event_shape, b.device) != (self.event_shape, self.device) for b in self.members):
+            raise ValueError("every member's starts must have the same event shape and device")
+
+    def __len__(self) -> int:
+        return min(len(b) for b in self.members)
+
+    def _block(self, n: int) -> int:
+        m = len(self.members)
+        if count(n, "n") % m:
+            raise ValueError(f"n must be a multiple of the {m} members (one block each), got {n}")
+        return n // m
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """Starting points, shape (n, *event_shape): member s's n/m in block s (drawn in member order)."""
+        k = self._block(n)
+        return torch.cat([b.sample(k, generator=generator) for b in self.members])
+
+    def push(self, x: Tensor) -> None:
+        """Give block s of x, shape (n, *event_shape), back to member s's starts."""
+        k = self._block(points(x, "x").shape[0])
+        for b, block in zip(self.members, x.split(k)):
+            b.push(block)

@@ -82,7 +82,7 @@ def kl_term(energy: Energy, x_model: Tensor, *, entropy_weight: float = 0.0,
     Returns:
         A 0-dim tensor. Add it to :func:`contrastive_divergence` and backpropagate both.
 
-    See chapter: "Contrastive divergence: what goes wrong, and the fixes" (chapters/cd_pathologies.ipynb).
+    See chapter: "Stabilizers and improved contrastive divergence" (chapters/improved_cd.ipynb).
     """
     points(x_model, "x_model")
     if not x_model.requires_grad:

@@ -425,7 +425,7 @@ def differentiable_langevin_step(energy: Energy, x: Tensor, *, step_size: float,
     Returns:
         x′, shape (n, *event_shape), with a graph back to the energy's parameters.
 
-    See chapter: "Contrastive divergence: what goes wrong, and the fixes" (chapters/cd_pathologies.ipynb).
+    See chapter: "Stabilizers and improved contrastive divergence" (chapters/improved_cd.ipynb).
     """
     x = points(x, "x").detach()
     step_size = positive(step_size, "step_size", _ADVICE["step_size"])

@@ -44,7 +44,7 @@ _CAUSES = ("likely causes: a learning rate too large for the optimizer (try half
 class TrainingDiverged(FloatingPointError):
     """Raised when the loss is not finite or the energies pass ±10⁴; the message names the likely causes.
 
-    See chapter: "Contrastive divergence: what goes wrong, and the fixes" (chapters/cd_pathologies.ipynb).
+    See chapter: "Contrastive divergence: what goes wrong" (chapters/cd_pathologies.ipynb).
     """
 
 
@@ -59,21 +59,21 @@ class History(NamedTuple):
         evals: what ``evaluate`` returned there.
         samples: the last x⁻, shape (n, *event_shape).
 
-    See chapter: "Contrastive divergence: what goes wrong, and the fixes" (chapters/cd_pathologies.ipynb).
+    See chapter: "Contrastive divergence: what goes wrong" (chapters/cd_pathologies.ipynb).
     """
 
     loss: list[float]
     energy_data: list[float]
     energy_model: list[float]
     eval_iters: list[int]
-    evals: list[float]
+    evals: list[float | tuple[float, ...]]
     samples: Tensor
 
 
 def train(energy: nn.Module, x_data: Tensor, *, step: Callable, optimizer: torch.optim.Optimizer, n_steps: int,
           n_iters: int, batch_size: int, generator: torch.Generator, starts=None,
           scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, alpha: float = 0.0,
-          kl_weight: float = 0.0, entropy_weight: float = 0.0, evaluate: Callable[[], float] | None = None,
+          kl_weight: float | None = None, entropy_weight: float = 0.0, evaluate: Callable | None = None,
           eval_every: int = 100, progress: bool = False) -> History:
     """Train ``energy`` on ``x_data`` by contrastive divergence; returns the :class:`History`.
 
@@ -95,13 +95,17 @@ def train(energy: nn.Module, x_data: Tensor, *, step: Callable, optimizer: torch
             (short-run), or any object with ``sample(n, generator=...)``, ``push(x)`` and ``len()``.
         scheduler: a learning-rate scheduler of ``optimizer``, stepped once per iteration.
         alpha: weight of the squared-energy regularizer.
-        kl_weight: weight w of :func:`ebmbook.losses.kl_term`; when > 0 the last of the k steps
-            is the differentiable ULA step, with the η of ``step`` (its ``step_size`` keyword),
-            and its output serves as x⁻.
+        kl_weight: weight w of :func:`ebmbook.losses.kl_term`, or None (no KL term). With a
+            number, the last of the k steps is the differentiable ULA step, with the η of
+            ``step`` (its ``step_size`` keyword), and its output serves as x⁻. ``kl_weight=0.0``
+            runs that same sampler with the same random draws and no term: the like-for-like
+            control of a run with w > 0.
         entropy_weight: λ of the KL term's nearest-neighbour entropy, against a fresh sample of
-            the starts (leave-one-out while they are empty, or for CD-k).
+            the starts (leave-one-out while they are empty, or for CD-k). Not for an
+            :class:`~ebmbook.nets.MLPEnsemble`, whose members' samples would be neighbours.
         evaluate: called with no argument every ``eval_every`` iterations and after the last
-            (e.g. the exact test NLL on a grid); its float is recorded.
+            (e.g. the exact test NLL on a grid); its float, or its floats (e.g. one per member
+            of an ensemble) as a tuple, is recorded.
         eval_every: see ``evaluate``.
         progress: show a tqdm progress bar.
 
@@ -133,11 +137,15 @@ def train(energy: nn.Module, x_data: Tensor, *, step: Callable, optimizer: torch
     if shape != tuple(x_data.shape[1:]) or device != x_data.device:
         raise ValueError(f"the starts hold points of shape {shape} on {device}, the data {tuple(x_data.shape[1:])} "
                          f"on {x_data.device}; make them alike")
-    alpha, kl_weight = non_negative(alpha, "alpha"), non_negative(kl_weight, "kl_weight")
-    entropy_weight = non_negative(entropy_weight, "entropy_weight")
+    alpha = non_negative(alpha, "alpha")
+    kl = kl_weight is not None                         # the last step is the differentiable one
+    kl_weight, entropy_weight = non_negative(kl_weight or 0.0, "kl_weight"), non_negative(entropy_weight, "entropy_weight")
+    if entropy_weight > 0 and (not kl or getattr(energy, "n_members", 1) > 1):
+        raise ValueError("entropy_weight > 0 needs kl_weight set, and a single network: in an ensemble the "
+                         "members' samples would count as each other's neighbours")
     eta = getattr(step, "keywords", {}).get("step_size")                 # η of the KL term's last step
-    if kl_weight > 0:
-        positive(eta, "step.keywords['step_size']", "kl_weight > 0 takes the KL step's η from the sampler step: "
+    if kl:
+        positive(eta, "step.keywords['step_size']", "kl_weight takes the KL step's η from the sampler step: "
                  "step=functools.partial(eb.samplers.mala_step, net, step_size=η, generator=gen)")
 
     history = History([], [], [], [], [], x_data[:0])
@@ -151,17 +159,17 @@ def train(energy: nn.Module, x_data: Tensor, *, step: Callable, optimizer: torch
     for it in bar:
         x_pos = x_data[torch.randint(len(x_data), (batch_size,), generator=generator, device=x_data.device)]
         x0 = x_pos if starts is None else starts.sample(batch_size, generator=generator)
-        x_neg = _run_chains(step, x0, n_steps - (kl_weight > 0), energy, it)     # (batch_size, *event_shape)
-        if kl_weight > 0:                              # the last step keeps its graph: θ learns through it
-            # the entropy's reference is drawn whenever kl_weight > 0 (even at λ = 0), so runs repeat
+        x_neg = _run_chains(step, x0, n_steps - kl, energy, it)     # (batch_size, *event_shape)
+        if kl:                                         # the last step keeps its graph: θ learns through it
+            # the entropy's reference is drawn whenever the step runs (even at w = 0 or λ = 0): same draws
             reference = starts.sample(batch_size, generator=generator) if starts is not None and len(starts) else None
             x_last = samplers.differentiable_langevin_step(energy, x_neg, step_size=eta, generator=generator)
-            kl = losses.kl_term(energy, x_last, entropy_weight=entropy_weight, reference=reference)
+            kl_loss = losses.kl_term(energy, x_last, entropy_weight=entropy_weight, reference=reference)
             x_neg = x_last.detach()
         seen.clear()
         loss = losses.contrastive_divergence(recorded, x_pos, x_neg, alpha=alpha)
         if kl_weight > 0:
-            loss = loss + kl_weight * kl
+            loss = loss + kl_weight * kl_loss
         _check_divergence(history, loss.detach(), *(e.detach() for e in seen), it)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -172,8 +180,10 @@ def train(energy: nn.Module, x_data: Tensor, *, step: Callable, optimizer: torch
             starts.push(x_neg)                         # these chains continue later
         if evaluate is not None and (it % eval_every == 0 or it == n_iters):
             history.eval_iters.append(it)
-            history.evals.append(float(evaluate()))
-            bar.set_postfix(loss=f"{history.loss[-1]:.3g}", eval=f"{history.evals[-1]:.4g}")
+            value = evaluate()
+            value = float(value) if not isinstance(value, (tuple, list)) else tuple(float(v) for v in value)
+            history.evals.append(value)
+            bar.set_postfix(loss=f"{history.loss[-1]:.3g}", eval=str(value)[:40])
     return history._replace(samples=x_neg)
 
 

@@ -72,6 +72,21 @@ def test_persistent_chains_continue_where_they_stopped(gen):
     assert torch.equal(chains.sample(6, generator=gen), moved + 1)
 
 
+def test_member_starts_keep_each_members_chains_apart(gen):
+    starts = eb.buffers.MemberStarts([eb.buffers.PersistentChains(torch.full((4, 2), float(s)))
+                                      for s in range(3)])
+    x = starts.sample(12)
+    assert torch.equal(x[:, 0], torch.arange(3.0).repeat_interleave(4)) and len(starts) == 4
+    starts.push(x + 10)
+    assert torch.equal(starts.members[2].sample(4), torch.full((4, 2), 12.0))
+    with pytest.raises(ValueError, match="multiple of the 3 members"):
+        starts.sample(10)
+    with pytest.raises(TypeError, match="one per member"):
+        eb.buffers.MemberStarts([])
+    with pytest.raises(ValueError, match="same event shape"):
+        eb.buffers.MemberStarts([eb.buffers.ReplayBuffer(4, (2,)), eb.buffers.ReplayBuffer(4, (3,))])
+
+
 @pytest.mark.parametrize("call, error, words", [
     (lambda: ReplayBuffer(0, (2,)), ValueError, "capacity"),
     (lambda: ReplayBuffer(True, (2,)), ValueError, "capacity"),

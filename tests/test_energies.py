@@ -119,6 +119,23 @@ def test_mlp_energy_generator_makes_initialization_reproducible():
         eb.nets.MLPEnergy(2, generator=0)
 
 
+def test_ensemble_members_are_the_mlps_the_generator_would_draw_one_by_one(gen):
+    ens = eb.nets.MLPEnsemble(3, 2, (8, 8), generator=eb.make_generator(5), activation="relu")
+    draws = eb.make_generator(5)
+    singles = [eb.nets.MLPEnergy(2, (8, 8), generator=draws, activation="relu") for _ in range(3)]
+    x = torch.randn(12, 2, generator=gen, dtype=torch.float64)
+    blocks = torch.cat([net(block) for net, block in zip(singles, x.split(4))])
+    torch.testing.assert_close(ens(x), blocks, atol=1e-6, rtol=0)
+    assert ens(x).dtype == torch.float64 and torch.equal(ens.member(2)(x), singles[2](x))
+    # block s's gradient is member s's alone: chains of different members never interact
+    g = eb.energies.grad_energy(ens, x)
+    torch.testing.assert_close(g[4:8], eb.energies.grad_energy(singles[1], x[4:8]), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="multiple of 3"):
+        ens(x[:5])
+    with pytest.raises(ValueError, match="int in 0 … 2"):
+        ens.member(3)
+
+
 class _Recorder(eb.nets.MLPEnergy):
     """An MLP that records whether its parameters require gradients when it is called."""
 

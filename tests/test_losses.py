@@ -179,7 +179,7 @@ def test_the_kl_term_is_minus_the_part_of_the_cd_gradient_that_standard_cd_drops
     # dL_CD/dθ = θ(2η − η²); standard CD gives ηθ; the Monte Carlo gradient of kl_term must be
     # −θη(1 − η) = −0.09 (standard error η·√(1 + η²)/√n ≈ 3e-4), not +0.09
     eta, theta, n = 0.1, 1.0, 100_000
-    model = eb.checks.cd_pathologies._Shifted(torch.tensor(theta, dtype=torch.float64))
+    model = eb.checks.improved_cd._Shifted(torch.tensor(theta, dtype=torch.float64))
     gen = eb.make_generator(3)
     x = torch.randn(n, 1, generator=gen, dtype=torch.float64)
     x_next = eb.samplers.differentiable_langevin_step(model, x, step_size=eta, generator=gen)

@@ -100,14 +100,14 @@ def test_kl_term_path_runs_and_gets_gradient():
 
 
 def hand_loop(net, x, opt, sched, step, starts, gen, *, kl_weight, n_iters, n_steps=3, batch=64, alpha=0.1):
-    """The contrastive-divergence chapter's loop, written out; the KL term as cd_pathologies describes it."""
+    """The contrastive-divergence chapter's loop, written out; the KL term as improved_cd describes it."""
     eta = step.keywords["step_size"]
     for it in range(1, n_iters + 1):
         x_pos = x[torch.randint(len(x), (batch,), generator=gen)]                       # (batch, 2)
         x0 = x_pos if starts is None else starts.sample(batch, generator=gen)
-        k = n_steps - 1 if kl_weight else n_steps
+        k = n_steps - 1 if kl_weight is not None else n_steps
         x_neg = eb.samplers.run_chain(step, x0, n_steps=k, keep_trajectory=False).state.x
-        if kl_weight:
+        if kl_weight is not None:               # w = 0: the same sampler and draws, no term
             reference = starts.sample(batch, generator=gen) if len(starts) else None
             x_last = dls(net, x_neg, step_size=eta, generator=gen)
             kl = eb.losses.kl_term(net, x_last, entropy_weight=0.1, reference=reference)
@@ -124,7 +124,8 @@ def hand_loop(net, x, opt, sched, step, starts, gen, *, kl_weight, n_iters, n_st
     return x_neg
 
 
-@pytest.mark.parametrize("kind, kl_weight", [(None, 0.0), ("persistent", 0.0), ("buffer", 0.0), ("buffer", 1.0)])
+@pytest.mark.parametrize("kind, kl_weight", [(None, None), ("persistent", None), ("buffer", None),
+                                             ("buffer", 1.0), ("buffer", 0.0)])
 def test_train_is_the_hand_written_loop_bit_for_bit(kind, kl_weight):
     """Same seed, same draws (batch indices, chain starts, sampler), same parameters after 20 iterations."""
     results = []
@@ -139,7 +140,7 @@ def test_train_is_the_hand_written_loop_bit_for_bit(kind, kl_weight):
         if use_train:
             hist = eb.training.train(net, x, step=step, optimizer=opt, scheduler=sched, n_steps=3, n_iters=20,
                                      batch_size=64, generator=gen, starts=starts, alpha=0.1,
-                                     kl_weight=kl_weight, entropy_weight=0.1)
+                                     kl_weight=kl_weight, entropy_weight=0.0 if kl_weight is None else 0.1)
             x_neg = hist.samples
         else:
             x_neg = hand_loop(net, x, opt, sched, step, starts, gen, kl_weight=kl_weight, n_iters=20)
@@ -206,6 +207,7 @@ def test_nan_loss_from_the_data_side_raises_naming_the_loss():
     (dict(kl_weight=1.0, step=lambda s: s), ValueError, "step_size"),
     (dict(alpha=-0.1), ValueError, "alpha"),
     (dict(entropy_weight=float("nan")), ValueError, "entropy_weight"),
+    (dict(entropy_weight=0.1), ValueError, "needs kl_weight"),
     (dict(generator=0), TypeError, "make_generator"),
     (dict(optimizer=None), TypeError, "optimizer"),
     (dict(step=0.1), TypeError, "step must be"),
@@ -298,3 +300,81 @@ def test_spectral_norm_networks_depend_on_the_generator_only(make):
     x = torch.randn(5, *((2,) if isinstance(made[0], nets.MLPEnergy) else (1, 8, 8)),
                     generator=eb.make_generator(3))
     torch.testing.assert_close(made[0](x), made[1](x), rtol=0, atol=0)
+
+
+def test_the_kl_control_differs_from_the_kl_run_only_by_the_term():
+    """kl_weight=0.0 makes the same draws as kl_weight=1.0 and lands elsewhere; None makes fewer."""
+    finals = {}
+    for w in (None, 0.0, 1.0):
+        gen = eb.make_generator(8)
+        x = gaussian_data(500, gen)
+        net = nets.MLPEnergy(2, hidden=(8,), generator=gen)
+        step = functools.partial(eb.samplers.mala_step, net, step_size=0.05, generator=gen)
+        eb.training.train(net, x, step=step, optimizer=torch.optim.SGD(net.parameters(), lr=0.1), n_steps=3,
+                          n_iters=5, batch_size=32, generator=gen, starts=make_starts("buffer", x, 32, gen),
+                          kl_weight=w)
+        finals[w] = (gen.get_state(), net.net[0].weight.detach().clone())
+    assert torch.equal(finals[0.0][0], finals[1.0][0]) and not torch.equal(finals[None][0], finals[0.0][0])
+    assert not torch.equal(finals[0.0][1], finals[1.0][1])
+
+
+def test_an_ensemble_trains_each_member_as_if_alone():
+    """One Adam step on the batch mean = each member's own Adam step on its block (Adam ignores the 1/m)."""
+    gen = eb.make_generator(9)
+    ens = nets.MLPEnsemble(3, 2, (8, 8), generator=gen)
+    singles = [ens.member(s) for s in range(3)]
+    x_pos, x_neg = torch.randn(30, 2, generator=gen), torch.randn(30, 2, generator=gen)
+    for net, xp, xn in [(ens, x_pos, x_neg), *zip(singles, x_pos.split(10), x_neg.split(10))]:
+        opt = torch.optim.Adam(net.parameters(), lr=0.01)
+        for _ in range(3):
+            opt.zero_grad()
+            eb.losses.contrastive_divergence(net, xp, xn, alpha=0.1).backward()
+            opt.step()
+    for s, single in enumerate(singles):
+        torch.testing.assert_close(ens.member(s)(x_pos), single(x_pos), atol=1e-5, rtol=0)
+
+
+def test_evaluate_may_return_one_value_per_member():
+    gen = eb.make_generator(1)
+    x = gaussian_data(200, gen)
+    ens = nets.MLPEnsemble(2, 2, (8,), generator=gen)
+    starts = eb.buffers.MemberStarts([eb.buffers.ReplayBuffer(64, (2,), low=-3.0, high=3.0) for _ in range(2)])
+    step = functools.partial(eb.samplers.mala_step, ens, step_size=0.05, generator=gen)
+    hist = eb.training.train(ens, x, step=step, optimizer=torch.optim.Adam(ens.parameters(), lr=1e-3), n_steps=2,
+                             n_iters=4, batch_size=16, generator=gen, starts=starts, eval_every=2,
+                             evaluate=lambda: [ens.member(s)(x[:5]).mean().item() for s in range(2)])
+    assert hist.eval_iters == [2, 4] and all(isinstance(v, tuple) and len(v) == 2 for v in hist.evals)
+    assert len(starts.members[0]) == len(starts.members[1]) == 4 * 8      # 4 iterations, 8 chains each
+    with pytest.raises(ValueError, match="single network"):
+        eb.training.train(ens, x, step=step, optimizer=torch.optim.Adam(ens.parameters()), n_steps=2, n_iters=1,
+                          batch_size=16, generator=gen, starts=starts, kl_weight=1.0, entropy_weight=0.1)
+
+
+@pytest.mark.parametrize("flipped", [False, True])
+def test_cd_with_the_sign_flipped_fails_the_chapters_criterion(flipped):
+    """The contrastive-divergence chapter accepts a trained model when its exact NLL − H is below 0.2 nats.
+
+    The same loop with the two phases swapped (the sign of the CD loss flipped) must be rejected by it.
+    """
+    gen = eb.make_generator(5)
+    x, x_test = gaussian_data(2000, gen), gaussian_data(2000, gen)
+    grid = eb.grid.make_grid(-6.0, 6.0, 96, dim=2)
+    truth = Quadratic()
+    with torch.no_grad():
+        truth.chol.copy_(torch.linalg.cholesky(PRECISION - 0.01 * torch.eye(2)))
+    entropy = eb.grid.entropy(truth, grid).item()
+    net = Quadratic()
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    step = functools.partial(eb.samplers.mala_step, net, step_size=0.3, generator=gen)
+    chains = eb.buffers.PersistentChains(x[:500])
+    for _ in range(150):
+        x_pos = x[torch.randint(len(x), (500,), generator=gen)]
+        x_neg = eb.samplers.run_chain(step, chains.sample(500), n_steps=3, keep_trajectory=False).state.x
+        chains.push(x_neg)
+        loss = eb.losses.contrastive_divergence(net, *((x_neg, x_pos) if flipped else (x_pos, x_neg)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        gap = eb.grid.nll(net, x_test, grid).item() - entropy
+    assert (gap < 0.2) != flipped, gap

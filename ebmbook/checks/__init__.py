@@ -14,7 +14,7 @@ from .compare import CheckResult, compare
 from .boltzmann import check_boltzmann_probs, check_log_partition_1d
 from .sampling import check_langevin_step, check_mala_step, check_mh_accept
 from .contrastive_divergence import check_cd_loss
-from .cd_pathologies import check_kl_term
+from .improved_cd import check_kl_term
 
 __all__ = ["CheckResult", "compare", "check_boltzmann_probs", "check_log_partition_1d", "check_mh_accept",
            "check_langevin_step", "check_mala_step", "check_cd_loss", "check_kl_term"]

@@ -1,6 +1,6 @@
-"""Checkers of the chapter "Contrastive divergence: what goes wrong, and the fixes".
+"""Checkers of the chapter "Stabilizers and improved contrastive divergence".
 
-See chapter: "Contrastive divergence: what goes wrong, and the fixes" (chapters/cd_pathologies.ipynb).
+See chapter: "Stabilizers and improved contrastive divergence" (chapters/improved_cd.ipynb).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def check_kl_term(fn: Callable[[nn.Module, Tensor], Tensor]) -> CheckResult:
     gradient is η · mean(x′ − θ). Hints name a flipped sign, unfrozen parameters and detached
     samples.
 
-    See chapter: "Contrastive divergence: what goes wrong, and the fixes" (chapters/cd_pathologies.ipynb).
+    See chapter: "Stabilizers and improved contrastive divergence" (chapters/improved_cd.ipynb).
     """
     g = torch.Generator().manual_seed(0)
 
