@@ -11,6 +11,7 @@ One concept per module, in the direction of the data flow (no module imports a l
     diagnostics    acceptance, autocorrelation, ESS, split-R̂, mode occupancy
     buffers        chain starts: the replay buffer, persistent chains
     losses         training objectives: contrastive divergence, the KL and entropy terms
+    score_matching training without model samples: exact, sliced and denoising score matching, NCE
     training       the contrastive-divergence training loop with divergence detection
     grid           exact normalization on 1-D/2-D grids: log Z, density, KL, NLL, entropy
     plotting       Axes-in / Axes-out figures
@@ -34,10 +35,10 @@ The sign convention: lower energy is more probable, p(x) = exp(−E(x)/T) / Z.
 """
 
 from . import (buffers, checks, data, device, diagnostics, energies, grid, losses, nets, plotting, samplers,
-               tempering, training)
+               score_matching, tempering, training)
 from .device import make_generator, pick_device
 
 __version__ = "0.1.0"
 
 __all__ = ["device", "data", "energies", "nets", "samplers", "tempering", "diagnostics", "buffers", "losses",
-           "training", "grid", "plotting", "checks", "pick_device", "make_generator"]
+           "score_matching", "training", "grid", "plotting", "checks", "pick_device", "make_generator"]

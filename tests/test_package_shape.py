@@ -30,7 +30,7 @@ CODE_BUDGET = 2500
 MODULE_LINES = 500
 # The one direction of imports: a module may import only modules earlier in this list
 ORDER = ["_contracts", "device", "data", "energies", "nets", "grid", "samplers", "tempering", "diagnostics",
-         "buffers", "losses", "training", "plotting", "checks", "__init__"]
+         "buffers", "losses", "score_matching", "training", "plotting", "checks", "__init__"]
 SEE_CHAPTER = re.compile(r'See chapter: "([^"]+)" \(chapters/([\w-]+)\.ipynb\)')
 
 

@@ -15,6 +15,8 @@ from .boltzmann import check_boltzmann_probs, check_log_partition_1d
 from .sampling import check_langevin_step, check_mala_step, check_mh_accept
 from .contrastive_divergence import check_cd_loss
 from .improved_cd import check_kl_term
+from .score_matching import check_dsm_loss, check_nce_loss, check_sliced_score_matching
 
 __all__ = ["CheckResult", "compare", "check_boltzmann_probs", "check_log_partition_1d", "check_mh_accept",
-           "check_langevin_step", "check_mala_step", "check_cd_loss", "check_kl_term"]
+           "check_langevin_step", "check_mala_step", "check_cd_loss", "check_kl_term", "check_dsm_loss",
+           "check_sliced_score_matching", "check_nce_loss"]
