@@ -164,7 +164,8 @@ def train(energy: nn.Module, x_data: Tensor, *, step: Callable, optimizer: torch
             # the entropy's reference is drawn whenever the step runs (even at w = 0 or λ = 0): same draws
             reference = starts.sample(batch_size, generator=generator) if starts is not None and len(starts) else None
             x_last = samplers.differentiable_langevin_step(energy, x_neg, step_size=eta, generator=generator)
-            kl_loss = losses.kl_term(energy, x_last, entropy_weight=entropy_weight, reference=reference)
+            if kl_weight > 0:                          # the control (w = 0) needs the step's draws, not the term
+                kl_loss = losses.kl_term(energy, x_last, entropy_weight=entropy_weight, reference=reference)
             x_neg = x_last.detach()
         seen.clear()
         loss = losses.contrastive_divergence(recorded, x_pos, x_neg, alpha=alpha)
