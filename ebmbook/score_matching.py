@@ -157,6 +157,9 @@ def denoising_score_matching(energy: Callable, x: Tensor, *, sigma: float | Tens
     e = call(noisy)
     if not isinstance(e, Tensor) or e.shape != (n,):
         raise ValueError(f"energy must return shape ({n},), got {getattr(e, 'shape', type(e).__name__)}")
+    if not bool(torch.isfinite(e).all()):
+        raise ValueError("the energy is not finite at some noisy points x + σε; check its formula there, or use "
+                         "smaller noise levels")
     (g,) = torch.autograd.grad(e.sum(), noisy, create_graph=True)
     residual = g - eps / scale                                            # ∇E(x̃) − ε/σ
     if isinstance(sigma, Tensor):
@@ -194,15 +197,14 @@ def nce_loss(energy: Energy, x_data: Tensor, x_noise: Tensor, *, noise_log_prob,
                         f"{type(noise_log_prob).__name__}")
     if isinstance(log_z, Tensor) and log_z.dim() != 0:
         raise ValueError(f"log_z must be a number or a 0-dim tensor, got shape {tuple(log_z.shape)}")
-    log_nu = math.log(x_noise.shape[0] / x_data.shape[0])
+    nu = x_noise.shape[0] / x_data.shape[0]                               # noise points per data point
 
     def logit(x: Tensor) -> Tensor:
         lp = log_p_noise(x)
         if not isinstance(lp, Tensor) or lp.shape != (x.shape[0],):
             raise ValueError(f"noise_log_prob must return shape ({x.shape[0]},), got "
                              f"{getattr(lp, 'shape', type(lp).__name__)}; sum over the event dimensions")
-        return -evaluate(energy, x) - log_z - lp.to(x.dtype) - log_nu
+        return -evaluate(energy, x) - log_z - lp.to(x.dtype) - math.log(nu)
 
-    nu = x_noise.shape[0] / x_data.shape[0]
     return (-torch.nn.functional.logsigmoid(logit(x_data)).mean()
             - nu * torch.nn.functional.logsigmoid(-logit(x_noise)).mean())

@@ -184,6 +184,8 @@ def test_gradients_reach_the_parameters(loss):
     (lambda e, x, g: sm.denoising_score_matching(e, x, sigma=torch.tensor([0.1, -1.0]), generator=g),
      ValueError, "positive noise levels"),
     (lambda e, x, g: sm.denoising_score_matching(e, x, sigma=0.1, generator=0), TypeError, "make_generator"),
+    (lambda e, x, g: sm.denoising_score_matching(lambda z: e(z) / 0, x, sigma=0.1, generator=g), ValueError,
+     "not finite"),
     (lambda e, x, g: sm.sliced_score_matching(e, x, generator=g, n_projections=0), ValueError, "n_projections"),
     (lambda e, x, g: sm.sliced_score_matching(e, x, generator=g, projection="uniform"), ValueError, "gaussian"),
     (lambda e, x, g: sm.exact_score_matching(e, x[0]), ValueError, "shape"),
