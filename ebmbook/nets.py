@@ -25,10 +25,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from ._contracts import choice, count, points
+from ._contracts import choice, count, points, positive
 from .device import check_generator
 
-__all__ = ["MLPEnergy", "MLPEnsemble", "ConvEnergy"]
+__all__ = ["MLPEnergy", "MLPEnsemble", "ConditionalMLPEnergy", "NoiseConditionalEnergy", "ConvEnergy"]
 
 _ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "softplus": nn.Softplus}
 
@@ -184,6 +184,103 @@ class MLPEnsemble(nn.Module):
                 layer.weight.copy_(w[s].T)
                 layer.bias.copy_(b[s, 0])
         return net.to(self.biases[0].dtype)
+
+
+class ConditionalMLPEnergy(nn.Module):
+    """A conditional energy E_θ(x, c): an MLP on the concatenation [x, c].
+
+        E_θ(x, c) = MLP([x, c]),   x ∈ ℝᵈ, c ∈ ℝᵏ (a code, a one-hot label, a noise level's features)
+
+    The one construction of the book for energies with a condition: call it as ``net(x, c)``,
+    and use :meth:`given` to fix c and get an energy of x alone, which every sampler, grid
+    tool and plot takes.
+
+    Args:
+        dim: d, the dimension of x.
+        cond_dim: k, the dimension of the condition c.
+        hidden, activation, spectral_norm, generator: as for :class:`MLPEnergy` (whose weights
+            this draws, for input dimension d + k).
+
+    Input x of shape (n, d) and c of shape (n, k), or (k,) for one condition shared by all rows;
+    output (n,) in x's dtype.
+    """
+
+    def __init__(self, dim: int, cond_dim: int, hidden: Sequence[int] = (128, 128), *, spectral_norm: bool = False,
+                 generator: torch.Generator | None = None, activation: str = "silu"):
+        super().__init__()
+        self.dim, self.cond_dim = count(dim, "dim"), count(cond_dim, "cond_dim")
+        self.mlp = MLPEnergy(dim + cond_dim, hidden, spectral_norm=spectral_norm, generator=generator,
+                             activation=activation)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        n = points(x, dim=self.dim).shape[0]
+        if not isinstance(c, Tensor):
+            raise TypeError(f"the condition c must be a torch.Tensor, got {type(c).__name__}")
+        if c.shape not in ((n, self.cond_dim), (self.cond_dim,)):
+            raise ValueError(f"the condition c must be a tensor of shape ({n}, {self.cond_dim}) or ({self.cond_dim},) "
+                             f"for x of shape {tuple(x.shape)}, got {tuple(c.shape)}")
+        return self.mlp(torch.cat([x, c.to(x.dtype).expand(n, self.cond_dim)], dim=1))
+
+    def given(self, c: Tensor) -> nn.Module:
+        """The energy x ↦ E_θ(x, c) for one condition c of shape (k,), a module sharing this net's parameters."""
+        if not isinstance(c, Tensor) or c.shape != (self.cond_dim,):
+            raise ValueError(f"given() takes one condition of shape ({self.cond_dim},), got "
+                             f"{tuple(c.shape) if isinstance(c, Tensor) else type(c).__name__}")
+        return _Bound(self, c)
+
+
+class _Bound(nn.Module):
+    """A conditional energy with its condition fixed: x ↦ net(x, condition), sharing net's parameters."""
+
+    def __init__(self, net: nn.Module, condition):
+        super().__init__()
+        self.net, self.condition = net, condition
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x, self.condition)
+
+
+class NoiseConditionalEnergy(nn.Module):
+    """A noise-conditional energy E_θ(x, σ) for denoising score matching over several noise levels.
+
+        E_θ(x, σ) = g_θ([x, log σ]) / σ,   g_θ a :class:`ConditionalMLPEnergy` with k = 1
+
+    Its score is −∇ₓg_θ/σ: the network's own gradient stays of order one at every level, while
+    the score of data blurred by N(0, σ²I) grows like 1/σ (the parametrization of Song & Ermon
+    (2020), written for an energy). With the σ²-weighted loss of
+    :func:`ebmbook.score_matching.denoising_score_matching` the regression target of ∇ₓg_θ
+    is the unit noise ε at every level.
+
+    Args:
+        dim, hidden, activation, generator: as for :class:`MLPEnergy` (input dimension d + 1).
+
+    Input x of shape (n, d) and sigma, a number or a tensor of shape (n,) (one level per row),
+    all > 0; output (n,) in x's dtype.
+
+    See chapter: "Score matching and noise-contrastive estimation" (chapters/score_matching.ipynb).
+    """
+
+    def __init__(self, dim: int, hidden: Sequence[int] = (128, 128), *, generator: torch.Generator | None = None,
+                 activation: str = "silu"):
+        super().__init__()
+        self.dim = count(dim, "dim")
+        self.g = ConditionalMLPEnergy(dim, 1, hidden, generator=generator, activation=activation)
+
+    def forward(self, x: Tensor, sigma: float | Tensor) -> Tensor:
+        n = points(x, dim=self.dim).shape[0]
+        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+        if sigma.shape not in ((), (n,)) or not bool((torch.isfinite(sigma) & (sigma > 0)).all()):
+            raise ValueError(f"sigma must be a positive number or a tensor of shape ({n},) of positive levels, "
+                             f"got {tuple(sigma.shape) if sigma.dim() else sigma.item()}")
+        sigma = sigma.expand(n)
+        return self.g(x, sigma.log()[:, None]) / sigma
+
+    def at(self, sigma: float) -> nn.Module:
+        """The energy x ↦ E_θ(x, σ) at one noise level σ > 0 (e.g. one level of annealed Langevin).
+
+        A module sharing this net's parameters, so samplers treat it as the network it is.
+        """
+        return _Bound(self, positive(sigma, "sigma", "the noise level must be positive, e.g. 0.1"))
 
 
 class ConvEnergy(nn.Module):

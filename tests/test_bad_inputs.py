@@ -47,6 +47,14 @@ def net():
     return eb.nets.MLPEnergy(2, hidden=(8,), generator=gen())
 
 
+def cond_net():
+    return eb.nets.ConditionalMLPEnergy(2, 3, hidden=(8,), generator=gen())
+
+
+def noise_net():
+    return eb.nets.NoiseConditionalEnergy(2, hidden=(8,), generator=gen())
+
+
 def mala(step_size=0.01, energy=BANANA):
     return functools.partial(eb.samplers.mala_step, energy, step_size=step_size, generator=gen())
 
@@ -99,6 +107,15 @@ CASES = [
     ("an empty batch to a net", lambda: net()(EMPTY), ValueError, "empty batch"),
     ("flat digits to the conv net", lambda: eb.nets.ConvEnergy(4, generator=gen())(torch.zeros(3, 64)), ValueError, "view(-1, 1, 8, 8)"),
     ("a conv net with True channels", lambda: eb.nets.ConvEnergy(True), ValueError, "channels"),
+    ("a conditional net with cond_dim zero", lambda: eb.nets.ConditionalMLPEnergy(2, 0), ValueError, "cond_dim must be a positive int"),
+    ("a condition of the wrong width", lambda: cond_net()(x2(), torch.zeros(8, 2)), ValueError, "shape (8, 3) or (3,)"),
+    ("one condition per row, but too few rows", lambda: cond_net()(x2(), torch.zeros(4, 3)), ValueError, "shape (8, 3) or (3,)"),
+    ("a batch of conditions to given()", lambda: cond_net().given(torch.zeros(8, 3)), ValueError, "one condition of shape (3,)"),
+    ("a noise level of zero", lambda: noise_net()(x2(), 0.0), ValueError, "sigma must be a positive number"),
+    ("a negative noise level among the levels", lambda: noise_net()(x2(), torch.linspace(-0.1, 1.0, 8)), ValueError, "of positive levels"),
+    ("a NaN noise level", lambda: noise_net()(x2(), float("nan")), ValueError, "sigma must be a positive number"),
+    ("noise levels of the wrong shape", lambda: noise_net()(x2(), torch.full((3,), 0.5)), ValueError, "tensor of shape (8,)"),
+    ("a noise-conditional energy at level zero", lambda: noise_net().at(0.0), ValueError, "the noise level must be positive"),
     # data and device
     ("not a generator", lambda: eb.data.two_moons(10, generator=0), TypeError, "make_generator"),
     ("non-positive sample count", lambda: eb.data.banana(0, generator=gen()), ValueError, "positive int"),

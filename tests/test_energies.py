@@ -136,6 +136,91 @@ def test_ensemble_members_are_the_mlps_the_generator_would_draw_one_by_one(gen):
         ens.member(3)
 
 
+def test_conditional_mlp_is_the_mlp_the_generator_would_draw_on_the_concatenation(gen):
+    net = eb.nets.ConditionalMLPEnergy(2, 3, (8, 8), generator=eb.make_generator(5), activation="softplus")
+    plain = eb.nets.MLPEnergy(5, (8, 8), generator=eb.make_generator(5), activation="softplus")
+    x, c = torch.randn(6, 2, generator=gen), torch.randn(6, 3, generator=gen)
+    assert torch.equal(net(x, c), plain(torch.cat([x, c], 1)))
+    shared = torch.tensor([1.0, 0.0, -2.0])                            # one condition for every row
+    assert torch.equal(net(x, shared), net(x, shared.repeat(6, 1)))
+    assert torch.equal(net.given(shared)(x), net(x, shared))
+    assert net(x.double(), c).dtype == torch.float64                   # the dtype rule, as for MLPEnergy
+    # the gradient reaches every parameter, the points and the condition
+    x, c = x.requires_grad_(True), c.requires_grad_(True)
+    grads = torch.autograd.grad(net(x, c).sum(), [x, c, *net.parameters()])
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads)
+
+
+def _noise_inner(seed, dim=2):
+    """The MLP on [x, log σ] that NoiseConditionalEnergy(dim, (8, 8)) draws from the same seed."""
+    return eb.nets.MLPEnergy(dim + 1, (8, 8), generator=eb.make_generator(seed)).double()
+
+
+def test_noise_conditional_energy_is_the_inner_network_over_sigma(gen):
+    net = eb.nets.NoiseConditionalEnergy(2, (8, 8), generator=eb.make_generator(5)).double()
+    inner = _noise_inner(5)
+    x = torch.randn(6, 2, generator=gen, dtype=torch.float64)
+    sigma = torch.tensor([0.01, 0.1, 0.5, 1.0, 2.0, 10.0], dtype=torch.float64)
+    g = inner(torch.cat([x, sigma.log()[:, None]], 1))
+    torch.testing.assert_close(net(x, sigma) * sigma, g, rtol=1e-12, atol=1e-12)
+    # a tensor of levels is the rows called one by one with numbers, and .at(s) is net(·, s)
+    rows = torch.cat([net(x[i:i + 1], s.item()) for i, s in enumerate(sigma)])
+    torch.testing.assert_close(net(x, sigma), rows, rtol=1e-12, atol=1e-12)
+    assert torch.equal(net.at(0.5)(x), net(x, 0.5))
+    torch.testing.assert_close(net(x, 0.5), net(x, torch.full((6,), 0.5, dtype=torch.float64)), rtol=0, atol=0)
+    # a float32 net keeps the dtype rule
+    small = eb.nets.NoiseConditionalEnergy(2, (8,), generator=eb.make_generator(5))
+    assert small(x, sigma).dtype == torch.float64 and small(x.float(), 0.5).dtype == torch.float32
+
+
+def test_noise_conditional_score_scales_as_one_over_sigma(gen):
+    """σ ∇ₓE(x, σ) = ∇ₓg([x, log σ]): the network's own gradient, the score grows like 1/σ."""
+    net = eb.nets.NoiseConditionalEnergy(2, (8, 8), generator=eb.make_generator(6)).double()
+    inner = _noise_inner(6)
+    x = torch.randn(5, 2, generator=gen, dtype=torch.float64)
+    for s in (0.01, 0.3, 4.0):
+        xs = torch.cat([x, torch.full((5, 1), math.log(s), dtype=torch.float64)], 1)
+        expected = eb.energies.grad_energy(inner, xs)[:, :2]
+        torch.testing.assert_close(s * eb.energies.grad_energy(net.at(s), x), expected, rtol=1e-10, atol=1e-12)
+    # per row, with the levels as a tensor, by autograd through forward(x, sigma)
+    sigma = torch.tensor([0.01, 0.1, 1.0, 3.0, 30.0], dtype=torch.float64)
+    z = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(z, sigma).sum(), z)
+    expected = eb.energies.grad_energy(inner, torch.cat([x, sigma.log()[:, None]], 1))[:, :2]
+    torch.testing.assert_close(sigma[:, None] * grad, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_noise_conditional_energy_trains_by_multilevel_dsm_and_samples_by_annealing(gen):
+    """DSM over levels regresses ∇ₓg on the unit noise ε; net.at(σ) is one level of annealed MALA."""
+    net = eb.nets.NoiseConditionalEnergy(2, (8, 8), generator=eb.make_generator(7))
+    x = eb.data.two_moons(32, generator=gen)
+    levels = torch.tensor([0.05, 0.3, 1.0])
+    loss = eb.score_matching.denoising_score_matching(net, x, sigma=levels, generator=eb.make_generator(8))
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    # every parameter but the output bias b: it adds b/σ, constant in x, which no score can see
+    *weights, bias = net.parameters()
+    grads = torch.autograd.grad(loss, [*weights, bias], allow_unused=True)
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads[:-1]) and grads[-1] is None
+    # the same draws (level indices, then ε): the loss is ½ mean ‖∇ₓg([x̃, log σ]) − ε‖²
+    draws = eb.make_generator(8)
+    s = levels[torch.randint(3, (32,), generator=draws)]
+    eps = torch.randn(x.shape, generator=draws)
+    inner = eb.nets.MLPEnergy(3, (8, 8), generator=eb.make_generator(7))
+    g = eb.energies.grad_energy(inner, torch.cat([x + s[:, None] * eps, s.log()[:, None]], 1))[:, :2]
+    torch.testing.assert_close(loss.detach(), 0.5 * (g - eps).square().sum(1).mean())
+
+    sigmas = [1.0, 0.3, 0.05]
+    x0 = torch.randn(10, 2, generator=gen)
+    result = eb.tempering.annealed_langevin([net.at(s) for s in sigmas], x0, temperatures=[1.0] * 3,
+                                            steps_per_level=3, step=eb.samplers.mala_step,
+                                            step_size=[0.1 * s**2 for s in sigmas], generator=eb.make_generator(9))
+    assert result.trajectory.shape == (3, 10, 2) and torch.isfinite(result.trajectory).all()
+    assert result.state.x.shape == (10, 2) and torch.isfinite(result.state.x).all()
+    with torch.no_grad():                                              # level k's energy is E(·, σ_k)
+        for k, s in enumerate(sigmas):
+            torch.testing.assert_close(result.energies[k], net(result.trajectory[k], s))
+
+
 class _Recorder(eb.nets.MLPEnergy):
     """An MLP that records whether its parameters require gradients when it is called."""
 
