@@ -19,6 +19,8 @@ noise of a known density, and learns log Z as one more parameter.
 Each function returns a scalar to minimize whose θ-gradient is the training gradient (graphs
 are kept), takes points of any event shape (n, *event_shape) on any device, and draws every
 random number from the ``generator`` it is given.
+
+See chapter: "Score matching and noise-contrastive estimation" (chapters/score_matching.ipynb).
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def exact_score_matching(energy: Energy, x: Tensor) -> Tensor:
 
     Returns:
         A 0-dim tensor.
+
+    See chapter: "Score matching and noise-contrastive estimation" (chapters/score_matching.ipynb).
     """
     x, g = _tracked_grad(energy, x)
     flat = g.flatten(1)                                                   # (n, d)
@@ -98,6 +102,8 @@ def sliced_score_matching(energy: Energy, x: Tensor, *, generator: torch.Generat
 
     Returns:
         A 0-dim tensor.
+
+    See chapter: "Score matching and noise-contrastive estimation" (chapters/score_matching.ipynb).
     """
     n_projections = count(n_projections, "n_projections")
     choice(projection, "projection", ("gaussian", "rademacher"))
@@ -138,6 +144,8 @@ def denoising_score_matching(energy: Callable, x: Tensor, *, sigma: float | Tens
 
     Returns:
         A 0-dim tensor.
+
+    See chapter: "Score matching and noise-contrastive estimation" (chapters/score_matching.ipynb).
     """
     x = points(x, "x").detach()
     check_generator(generator, x.device)
@@ -188,6 +196,8 @@ def nce_loss(energy: Energy, x_data: Tensor, x_noise: Tensor, *, noise_log_prob,
 
     Returns:
         A 0-dim tensor.
+
+    See chapter: "Score matching and noise-contrastive estimation" (chapters/score_matching.ipynb).
     """
     like(points(x_data, "x_data"), points(x_noise, "x_noise"), ("x_data", "x_noise"))
     log_p_noise = getattr(noise_log_prob, "log_prob", noise_log_prob)

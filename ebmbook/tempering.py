@@ -93,7 +93,8 @@ def annealed_langevin(energy_or_energies: Energy | Sequence[Energy], state: Chai
         of each level, shape (K, n, *event_shape), with energies (K, n) (E_k at level k), the
         acceptance rate per chain over all steps (n,) and the final state.
 
-    See chapter: "Sampling from an energy" (chapters/sampling.ipynb).
+    See chapter: "Sampling from an energy" (chapters/sampling.ipynb); noise-conditional energies in
+    "Score matching and noise-contrastive estimation" (chapters/score_matching.ipynb).
     """
     temps = _levels(temperatures, "temperatures")
     etas = _levels(step_size, "step_size", len(temps))

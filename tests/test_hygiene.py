@@ -100,7 +100,7 @@ def test_title_comes_first(path):
 
 # Chapters that profit from a GPU carry the shared note of reference/snippets/gpu-tip.md as a
 # markdown cell of their own (Colab shows a notebook's cells, not the website's includes)
-GPU_CHAPTERS = ["sampling", "contrastive_divergence", "cd_pathologies", "improved_cd", "digits"]
+GPU_CHAPTERS = ["sampling", "contrastive_divergence", "cd_pathologies", "improved_cd", "digits", "score_matching"]
 GPU_TIP = ROOT / "reference" / "snippets" / "gpu-tip.md"
 
 

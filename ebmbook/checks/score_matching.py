@@ -77,6 +77,8 @@ def check_dsm_loss(fn: Callable) -> CheckResult:
 
     ``fn(energy, x, sigma, eps)`` returns a scalar tensor; ``eps`` has x's shape. The hints
     recompute the usual mistakes: ε/σ² or σε instead of ε/σ, the sign of the target, a missing ½.
+
+    See chapter: "Score matching and noise-contrastive estimation" (chapters/score_matching.ipynb).
     """
     cases = [(f"{len(x)} points, σ = {s}", dict(energy=_quadratic(a), x=x, sigma=s, eps=r))
              for (a, x, r), s in zip(_cases(0), (0.1, 2.0))]
@@ -117,6 +119,8 @@ def check_sliced_score_matching(fn: Callable) -> CheckResult:
 
     ``fn(energy, x, v)`` returns a scalar tensor; ``v`` has x's shape. The hints recompute the
     sign of the Hessian term and the variance-reduced form.
+
+    See chapter: "Score matching and noise-contrastive estimation" (chapters/score_matching.ipynb).
     """
     cases = [(f"{len(x)} points", dict(energy=_quadratic(a), x=x, v=r)) for a, x, r in _cases(1)]
     return compare(_scalar(fn), _sliced_reference, cases, name="sliced_score_matching", atol=1e-9, rtol=1e-7,
@@ -158,6 +162,8 @@ def check_nce_loss(fn: Callable) -> CheckResult:
 
     ``fn(energy, x_data, x_noise, noise_log_prob, log_z)`` returns a scalar tensor. The hints
     recompute data and noise swapped and a missing ν.
+
+    See chapter: "Score matching and noise-contrastive estimation" (chapters/score_matching.ipynb).
     """
     lp = lambda y: -0.5 * (y / 2).square().sum(1) - math.log(8 * math.pi)   # N(0, 4I) in 2-D
     cases = [(f"{len(x)} data points, {2 * len(x)} noise points",
