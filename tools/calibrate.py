@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # The workload's CPU seconds (best of REPEATS) on the machine that wrote the committed
-# outputs, one core, reference environment: the median of twelve measurements over two hours
-# on 2026-12-02 (0.33-0.39 s). Every chapter was re-executed there; its outputs are bit for bit
+# outputs, one core, reference environment: the median of about fifteen measurements over three
+# hours on 2026-12-02, alone and after test runs (0.33-0.40 s). Every chapter was re-executed there; its outputs are bit for bit
 # those of the AMD EPYC family 25 model 1 machine that wrote them before (the fingerprints of
 # tools/fingerprints/ agree on all 43 operations), only the timing cells changed.
 # What the factor cannot do: across CPU generations the workload and the notebooks do not
